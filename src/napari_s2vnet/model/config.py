@@ -1,0 +1,127 @@
+"""Frozen model configuration.
+
+The resolved :class:`ModelConfig` (with the class ids and names of the automatic slots) is stored
+inside every weights file, so a weights file alone is enough to rebuild the network exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of :class:`napari_s2vnet.model.s2vnet.S2VNet`.
+
+    Attributes:
+        name: preset name (``tiny`` for CPU, ``base`` for GPU training).
+        in_channels: image channels after :func:`data.preprocess.normalize_intensity` (2 windows).
+        widths: backbone channels at strides 2, 4, 8, 16.
+        depths: residual blocks per backbone stage.
+        dim: pixel-feature and cluster-centre dimension ``D``.
+        heads: attention heads in the cluster decoder and the aggregator.
+        decoder_strides: feature strides visited by the k-means cross-attention blocks, coarse to fine.
+        decoder_rounds: how many times the list of strides is visited.
+        num_background: learned background centres (background is heterogeneous).
+        history: number of past slices the recurrent centroid aggregation attends to.
+        max_clicks: bound on clicks kept per class (oldest dropped first).
+        pixel_spacing_mm: in-plane spacing slices are resampled to before the network.
+        class_ids: user-facing label id of each automatic class slot.
+        class_names: name of each automatic class slot (same order as ``class_ids``).
+        use_propagation / use_aggregation / adaptive_clicks: ablation switches (all on by default).
+    """
+
+    name: str = "tiny"
+    in_channels: int = 2
+    widths: tuple[int, ...] = (16, 32, 64, 96)
+    depths: tuple[int, ...] = (1, 1, 2, 2)
+    dim: int = 64
+    heads: int = 4
+    decoder_strides: tuple[int, ...] = (16, 8, 4)
+    decoder_rounds: int = 1
+    num_background: int = 4
+    history: int = 4
+    max_clicks: int = 16
+    pixel_spacing_mm: float = 3.0
+    class_ids: tuple[int, ...] = ()
+    class_names: tuple[str, ...] = ()
+    use_propagation: bool = True
+    use_aggregation: bool = True
+    adaptive_clicks: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.class_ids) != len(self.class_names):
+            raise ValueError("class_ids and class_names must have the same length")
+        if len(self.widths) != 4 or len(self.depths) != 4:
+            raise ValueError("the backbone has exactly 4 stages (strides 2, 4, 8, 16)")
+        if any(s not in (4, 8, 16) for s in self.decoder_strides):
+            raise ValueError("decoder_strides must be taken from (4, 8, 16)")
+        if self.dim % self.heads:
+            raise ValueError("dim must be divisible by heads")
+        if any(i <= 0 for i in self.class_ids) or len(set(self.class_ids)) != len(self.class_ids):
+            raise ValueError("class_ids must be distinct positive integers")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_ids)
+
+    def with_classes(self, class_names: dict[int, str]) -> ModelConfig:
+        ids = tuple(sorted(int(i) for i in class_names))
+        return dataclasses.replace(self, class_ids=ids, class_names=tuple(class_names[i] for i in ids))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        raw: dict[str, Any] = json.loads(text)
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        for key, value in raw.items():
+            if isinstance(value, list):
+                raw[key] = tuple(value)
+        return cls(**raw)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(),
+    "base": ModelConfig(
+        name="base", widths=(32, 64, 128, 256), depths=(2, 2, 4, 2), dim=128, heads=8,
+        decoder_rounds=2, pixel_spacing_mm=1.5,
+    ),
+}
+
+
+def preset(name: str, class_names: dict[int, str] | None = None, **overrides: Any) -> ModelConfig:
+    """A named preset, optionally with its classes and field overrides (ablations)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}: choose from {sorted(PRESETS)}")
+    config = dataclasses.replace(PRESETS[name], **overrides)
+    return config.with_classes(class_names) if class_names is not None else config
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run (stored in the run folder and the weights file)."""
+
+    steps: int = 6000
+    batch_episodes: int = 4
+    episode_slices: int = 3
+    crop: int = 112
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    interactive_fraction: float = 0.5
+    second_round_fraction: float = 0.5
+    phantoms: int = 16
+    phantom_auto: bool = True
+    include_mr: bool = True
+    val_every: int = 500
+    seed: int = 0
+    threads: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
