@@ -29,9 +29,11 @@ _SLICES_PER_CHUNK = 64
 
 
 def _window(vol: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    out = np.clip(vol, lo, hi, dtype=np.float32)
-    out -= lo
-    out *= 1.0 / max(hi - lo, 1e-6)
+    """Clip to ``[lo, hi]`` and map linearly to ``[0, 1]`` (float32; both ends map exactly)."""
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    out = np.clip(vol, lo32, hi32, dtype=np.float32)
+    out -= lo32
+    out /= max(hi32 - lo32, np.float32(1e-6))
     return out
 
 

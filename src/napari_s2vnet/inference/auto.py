@@ -1,0 +1,72 @@
+"""Automatic segmentation: learned class centres propagated through the volume from a start slice.
+
+The start slice (by default the slice whose body area is the median-largest, i.e. a well-filled
+slice in the middle of the scan) is decoded from the learned class embeddings; its refined centres
+then initialise the neighbours, outward in both directions, with recurrent centroid aggregation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, slice_scores
+from napari_s2vnet.model.s2vnet import S2VNet
+
+
+def default_start(prepared: PreparedImage) -> int:
+    """A central, well-filled slice: the slice closest to the middle among the 50% largest bodies."""
+    body = (prepared.net[:, 1] > 0.05).flatten(1).sum(1).numpy()
+    z_count = len(body)
+    candidates = np.flatnonzero(body >= np.median(body))
+    return int(candidates[np.argmin(np.abs(candidates - (z_count - 1) / 2))]) if len(candidates) else z_count // 2
+
+
+def outward_order(start: int, z_count: int) -> tuple[list[int], list[int]]:
+    """Slices above and below ``start``, nearest first."""
+    return list(range(start + 1, z_count)), list(range(start - 1, -1, -1))
+
+
+@torch.inference_mode()
+def auto_slices(
+    model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes: Iterable[int] | None = None,
+    start: int | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(z, labels (Y, X) uint16)`` in propagation order: start, then up, then down."""
+    ids = np.array((0,) + model.config.class_ids, dtype=np.uint16)
+    anchors = model.auto_anchors(1)
+    valid = anchors.valid.clone()
+    if classes is not None:
+        wanted = set(int(c) for c in classes)
+        unknown = wanted - set(model.config.class_ids)
+        if unknown:
+            raise ValueError(f"the model has no class {sorted(unknown)}")
+        keep = torch.tensor([g == 0 or model.config.class_ids[g - 1] in wanted for g in anchors.groups[0].tolist()])
+        valid &= keep.to(valid.device)
+    z_count = prepared.shape[0]
+    start = default_start(prepared) if start is None else start
+    num_groups = model.config.num_classes + 1
+    up, down = outward_order(start, z_count)
+
+    def labels_of(out) -> np.ndarray:
+        scores = prepared.to_input(slice_scores(out, anchors.groups, valid, num_groups))
+        return ids[scores[0].argmax(0).cpu().numpy()]
+
+    first = model.decode(cache.get(start, up[:4] + down[:4]), anchors.centres, valid)
+    yield start, labels_of(first)
+    for order in (up, down):
+        history = [first.centres]
+        for i, z in enumerate(order):
+            init = model.next_init(anchors.centres, history)
+            out = model.decode(cache.get(z, order[i + 1 : i + 16]), init, valid)
+            history = (history + [out.centres])[-model.config.history :]
+            yield z, labels_of(out)
+
+
+def auto_volume(model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes=None, start=None) -> np.ndarray:
+    labels = np.zeros(prepared.shape, np.uint16)
+    for z, lab in auto_slices(model, prepared, cache, classes, start):
+        labels[z] = lab
+    return labels

@@ -1,0 +1,114 @@
+"""A volume made ready for the network, and the way back to the input grid.
+
+``PreparedImage`` holds the normalised slices resampled in-plane to the model spacing and padded to
+a multiple of 16 (``(Z, 2, H, W)``, CPU float32), plus what is needed to map click coordinates in
+and per-class scores back out to the exact input grid (scores are resampled linearly, then argmax).
+``FeatureCache`` keeps per-slice encoder features (``{stride: (1, D, H/s, W/s)}``) under a byte budget
+(least recently used slices are dropped and recomputed on demand).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_s2vnet.data.preprocess import normalize_intensity, resample_inplane, target_hw
+from napari_s2vnet.model.cluster_decoder import DecoderOutput
+from napari_s2vnet.model.s2vnet import S2VNet, group_probabilities
+
+
+@dataclass
+class PreparedImage:
+    net: torch.Tensor  # (Z, C, H, W) padded network input
+    shape: tuple[int, int, int]  # (Z, Y, X) internal input shape
+    hw: tuple[int, int]  # (h, w) resampled size inside the padding
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        return self.hw[0] / self.shape[1], self.hw[1] / self.shape[2]
+
+    def to_net(self, y: float, x: float) -> tuple[float, float]:
+        """Input pixel ``(y, x)`` -> network pixel coordinates (pixel centres aligned)."""
+        sy, sx = self.scale
+        return (y + 0.5) * sy - 0.5, (x + 0.5) * sx - 0.5
+
+    def to_input(self, scores: torch.Tensor) -> torch.Tensor:
+        """``(B, G, H/2, W/2)`` scores -> ``(B, G, Y, X)`` on the input grid (bilinear)."""
+        h, w = self.hw
+        pad_h, pad_w = self.net.shape[-2:]
+        full = F.interpolate(scores, size=(pad_h, pad_w), mode="bilinear", align_corners=False)[..., :h, :w]
+        return F.interpolate(full, size=self.shape[1:], mode="bilinear", align_corners=False)
+
+
+def prepare_image(image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str, target_mm: float) -> PreparedImage:
+    hw = target_hw(image_zyx.shape[1:], tuple(spacing_zyx[1:]), target_mm)
+    norm = resample_inplane(normalize_intensity(image_zyx, modality), hw, "linear")  # (C, Z, h, w)
+    return from_normalized(norm, tuple(int(s) for s in image_zyx.shape))
+
+
+def from_normalized(norm: np.ndarray, shape: tuple[int, int, int]) -> PreparedImage:
+    """Pad normalised slices ``(C, Z, h, w)`` already at the model spacing; ``shape`` = input grid."""
+    hw = (int(norm.shape[2]), int(norm.shape[3]))
+    pad_h, pad_w = (-hw[0]) % 16, (-hw[1]) % 16
+    net = torch.from_numpy(np.ascontiguousarray(norm, dtype=np.float32)).permute(1, 0, 2, 3)
+    net = F.pad(net, (0, pad_w, 0, pad_h)).contiguous()
+    return PreparedImage(net, shape, hw)
+
+
+def slice_scores(out: DecoderOutput, groups: torch.Tensor, valid: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Per-group probabilities ``(B, G, h, w)``, class groups damped by their objectness."""
+    probs = group_probabilities(out.mask_logits, groups, valid, num_groups)
+    obj = torch.sigmoid(out.objectness.float()).masked_fill(~valid, 0)
+    onehot = F.one_hot(groups, num_groups).to(obj.dtype)  # (B, K, G)
+    group_obj = (onehot * obj.unsqueeze(-1)).amax(1)  # (B, G)
+    group_obj[:, 0] = 1.0
+    return probs * group_obj[:, :, None, None]
+
+
+class FeatureCache:
+    """Per-slice encoder features, computed in batches, kept under ``max_bytes`` (LRU)."""
+
+    def __init__(self, model: S2VNet, prepared: PreparedImage, device: torch.device, max_bytes: int = 1 << 30,
+                 batch: int = 8) -> None:
+        self.model, self.prepared, self.device = model, prepared, device
+        self.max_bytes, self.batch = max_bytes, batch
+        self._feats: OrderedDict[int, dict[int, torch.Tensor]] = OrderedDict()
+        self._bytes = 0
+
+    def __contains__(self, z: int) -> bool:
+        return z in self._feats
+
+    def __len__(self) -> int:
+        return len(self._feats)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    @torch.inference_mode()
+    def compute(self, zs: list[int]) -> None:
+        todo = [z for z in zs if z not in self._feats]
+        for i in range(0, len(todo), self.batch):
+            chunk = todo[i : i + self.batch]
+            feats = self.model.encode(self.prepared.net[chunk].to(self.device))
+            for j, z in enumerate(chunk):
+                item = {s: f[j : j + 1].clone() for s, f in feats.items()}
+                self._feats[z] = item
+                self._bytes += sum(t.numel() * t.element_size() for t in item.values())
+        keep = set(zs)
+        while self._bytes > self.max_bytes and next(iter(self._feats)) not in keep:
+            _, old = self._feats.popitem(last=False)
+            self._bytes -= sum(t.numel() * t.element_size() for t in old.values())
+
+    def get(self, z: int, ahead: list[int] | tuple[int, ...] = ()) -> dict[int, torch.Tensor]:
+        """Features of slice ``z``; on a miss, ``ahead`` (the next slices to visit) is encoded too."""
+        if z not in self._feats:
+            z_count = self.prepared.net.shape[0]
+            zs = [z] + [a for a in ahead if 0 <= a < z_count and a not in self._feats][: self.batch - 1]
+            self.compute(zs)
+        self._feats.move_to_end(z)
+        return self._feats[z]

@@ -1,0 +1,360 @@
+"""Interactive session (sam2 spirit): load once, click many times, propagate as a generator, undo.
+
+Everything is in internal order ``(z, y, x)``. Per-slice encoder features are cached
+(:class:`FeatureCache`), so a click costs one cluster-decoder pass on its slice.
+
+How a round of clicks becomes labels:
+
+* Every class keeps all its clicks (any slice, any round). Its centre is the recency-weighted mean of
+  its positive clicks' features (adaptive sampling); its negative clicks are background centres. A
+  class that has no positive click but is one of the model's classes (e.g. after Auto-segment) uses
+  its learned class embedding, so a negative click can trim an automatic result.
+* ``add_clicks`` decodes each clicked slice at once with the centres of the classes clicked on it
+  (several classes in one pass) and returns the new slices.
+* ``propagate`` carries those centres outward, both directions, with recurrent centroid aggregation.
+  A class is rewritten only inside its *region*: the slices for which this round's slice is the
+  nearest slice clicked for that class (ties go to the newer click), so corrections elsewhere are
+  kept. In a direction a class stops when its objectness drops below 0.5 or its mask vanishes;
+  the rest of its region is cleared of it.
+* Newest wins where classes overlap, except voxels of ``locked`` labels, which are never written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from napari_s2vnet.errors import InputError
+from napari_s2vnet.inference.auto import auto_slices
+from napari_s2vnet.inference.prepared import FeatureCache, prepare_image, slice_scores
+from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
+from napari_s2vnet.model.clicks import ClickBatch
+
+OBJECTNESS_STOP = 0.5
+
+
+@dataclass
+class _Pass:
+    """Centres of the classes clicked on one slice in one round."""
+
+    start: int
+    labels: list[int]  # class label of group g = labels[g - 1]
+    anchors: object  # model Anchors
+    first_centres: torch.Tensor
+    regions: dict[int, tuple[int, int]]  # label -> inclusive slice range it may rewrite
+
+
+class Session:
+    def __init__(self, predictor, image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str,
+                 cache_bytes: int = 1 << 30, undo_bytes: int = 512 << 20) -> None:
+        if image_zyx.ndim != 3:
+            raise InputError(f"a session needs a 3-D image, got shape {image_zyx.shape}")
+        self.predictor = predictor
+        self.model = predictor.model
+        self.device = predictor.device
+        self.prepared = prepare_image(np.asarray(image_zyx), spacing_zyx, modality, self.model.config.pixel_spacing_mm)
+        self.cache = FeatureCache(self.model, self.prepared, self.device, max_bytes=cache_bytes)
+        self.shape: tuple[int, int, int] = tuple(int(s) for s in image_zyx.shape)
+        self._labels = np.zeros(self.shape, np.uint16)
+        self._clicks: list[ClickRecord] = []
+        self._undo: list[Round] = []
+        self._redo: list[Round] = []
+        self._open: Round | None = None
+        self._pending: list[_Pass] = []
+        self._round_counter = 0
+        self._dropped = 0
+        self._undo_bytes = undo_bytes
+        self.focus: int | None = None
+        self.locked: set[int] = set()
+
+    # ------------------------------------------------------------------ read-only views
+    def labels(self) -> np.ndarray:
+        view = self._labels.view()
+        view.flags.writeable = False
+        return view
+
+    def clicks(self) -> list[Click]:
+        return [r.click for r in self._clicks]
+
+    @property
+    def state(self) -> SessionState:
+        per: dict[int, list[int]] = {}
+        for r in self._clicks:
+            per.setdefault(r.click.label, [0, 0])[0 if r.click.positive else 1] += 1
+        return SessionState(self.shape, len(self._undo) + (self._open is not None), len(self._redo), self._dropped,
+                            {k: (v[0], v[1]) for k, v in per.items()}, len(self.cache), self.cache.nbytes,
+                            sum(r.nbytes for r in self._undo))
+
+    # ------------------------------------------------------------------ features
+    def prepare_features(self, progress: Callable[[int, int], None] | None = None,
+                         cancel: Callable[[], bool] | None = None) -> bool:
+        """Encode every slice (focus first); ``False`` if ``cancel()`` said stop."""
+        z_count = self.shape[0]
+        centre = self.focus if self.focus is not None else z_count // 2
+        order = sorted(range(z_count), key=lambda z: abs(z - centre))
+        step = self.cache.batch
+        for i in range(0, z_count, step):
+            if cancel is not None and cancel():
+                return False
+            self.cache.compute(order[i : i + step])
+            if progress is not None:
+                progress(min(i + step, z_count), z_count)
+        return True
+
+    # ------------------------------------------------------------------ rounds
+    def _new_round(self, kind: str) -> Round:
+        self._close_round()
+        self._redo.clear()
+        self._round_counter += 1
+        self._open = Round(self._round_counter, kind)
+        return self._open
+
+    def _close_round(self) -> None:
+        if self._open is None:
+            return
+        self._open.close(self._labels)
+        self._undo.append(self._open)
+        self._open = None
+        while len(self._undo) > 1 and sum(r.nbytes for r in self._undo) > self._undo_bytes:
+            self._undo.pop(0)
+            self._dropped += 1
+
+    def _write(self, z: int, new_slice: np.ndarray) -> np.ndarray:
+        assert self._open is not None
+        self._open.remember(z, self._labels[z])
+        self._labels[z] = new_slice
+        return new_slice.copy()
+
+    def undo(self) -> bool:
+        self._pending = []
+        self._close_round()
+        if not self._undo:
+            return False
+        rnd = self._undo.pop()
+        for z, ch in rnd.changes.items():
+            self._labels[z].ravel()[ch.index] = ch.old
+        added = {id(r) for r in rnd.clicks_added}
+        self._clicks = [r for r in self._clicks if id(r) not in added] + list(rnd.clicks_removed)
+        self._redo.append(rnd)
+        return True
+
+    def redo(self) -> bool:
+        self._pending = []
+        self._close_round()
+        if not self._redo:
+            return False
+        rnd = self._redo.pop()
+        for z, ch in rnd.changes.items():
+            self._labels[z].ravel()[ch.index] = ch.new
+        removed = {id(r) for r in rnd.clicks_removed}
+        self._clicks = [r for r in self._clicks if id(r) not in removed] + list(rnd.clicks_added)
+        self._undo.append(rnd)
+        return True
+
+    # ------------------------------------------------------------------ clicks
+    def add_click(self, z: int, y: int, x: int, label: int, positive: bool = True) -> np.ndarray:
+        return self.add_clicks([Click(z, y, x, label, positive)])[int(z)]
+
+    def _check(self, c: Click) -> Click:
+        z, y, x = (int(round(v)) for v in (c.z, c.y, c.x))
+        if not (0 <= z < self.shape[0] and 0 <= y < self.shape[1] and 0 <= x < self.shape[2]):
+            raise InputError(f"click {(c.z, c.y, c.x)} is outside the volume of shape {self.shape}")
+        if int(c.label) <= 0:
+            raise InputError(f"click {(c.z, c.y, c.x)} has label {c.label}: labels must be positive integers")
+        return Click(z, y, x, int(c.label), bool(c.positive))
+
+    @torch.inference_mode()
+    def add_clicks(self, clicks: Iterable[Click]) -> dict[int, np.ndarray]:
+        """One round: record the clicks, decode each clicked slice now; ``propagate()`` does the rest."""
+        clicks = [self._check(c) for c in clicks]
+        if not clicks:
+            return {}
+        known = set(self.model.config.class_ids)
+        for c in clicks:
+            has_positive = c.positive or any(r.click.label == c.label and r.click.positive for r in self._clicks) \
+                or any(o.label == c.label and o.positive for o in clicks)
+            if not has_positive and c.label not in known:
+                raise InputError(f"negative click {(c.z, c.y, c.x)} for label {c.label}, which has no positive click yet")
+        rnd = self._new_round("clicks")
+        hw = tuple(self.prepared.net.shape[-2:])
+        for c in clicks:
+            feats = self.cache.get(c.z)
+            pt = torch.tensor([[self.prepared.to_net(c.y, c.x)]], dtype=torch.float32, device=self.device)
+            raw = self.model.sample_clicks(feats, pt, hw)[0, 0].clone()
+            record = ClickRecord(c, rnd.index, raw)
+            rnd.clicks_added.append(record)
+            self._clicks.append(record)
+        self._pending = []
+        out: dict[int, np.ndarray] = {}
+        for z in sorted({c.z for c in clicks}):
+            labels = sorted({c.label for c in clicks if c.z == z})
+            out[z] = self._start_pass(z, labels)
+        return out
+
+    def _anchors(self, labels: list[int]):
+        """Anchors (centres, groups, valid) for ``labels`` from all their clicks in effect."""
+        model, dev = self.model, self.device
+        pos = [(r, labels.index(r.click.label)) for r in self._clicks if r.click.positive and r.click.label in labels]
+        neg = [r for r in self._clicks if not r.click.positive and r.click.label in labels]
+        feat_dim = self._clicks[0].feats.shape[0]
+        p, q, kc = max(1, len(pos)), max(1, len(neg)), len(labels)
+        batch = ClickBatch(
+            pos_feats=torch.zeros(1, p, feat_dim, device=dev), pos_group=torch.zeros(1, p, dtype=torch.long, device=dev),
+            pos_round=torch.zeros(1, p, dtype=torch.long, device=dev), pos_valid=torch.zeros(1, p, dtype=torch.bool, device=dev),
+            neg_feats=torch.zeros(1, q, feat_dim, device=dev), neg_valid=torch.zeros(1, q, dtype=torch.bool, device=dev),
+            class_valid=torch.zeros(1, kc, dtype=torch.bool, device=dev),
+        )
+        for j, (r, g) in enumerate(pos):
+            batch.pos_feats[0, j], batch.pos_group[0, j] = r.feats, g
+            batch.pos_round[0, j], batch.pos_valid[0, j] = r.round, True
+            batch.class_valid[0, g] = True
+        for j, r in enumerate(neg):
+            batch.neg_feats[0, j], batch.neg_valid[0, j] = r.feats, True
+        anchors = model.click_anchors(batch)
+        # classes without a positive click fall back to their learned automatic embedding
+        slots = {cid: i for i, cid in enumerate(model.config.class_ids)}
+        nb = model.config.num_background
+        for g, label in enumerate(labels):
+            if not batch.class_valid[0, g] and label in slots:
+                anchors.centres[0, nb + g] = model.class_embed[slots[label]]
+                anchors.valid[0, nb + g] = True
+        return anchors
+
+    def _region(self, label: int, start: int) -> tuple[int, int]:
+        others = sorted({r.click.z for r in self._clicks if r.click.label == label and r.click.z != start})
+        below = [z for z in others if z < start]
+        above = [z for z in others if z > start]
+        lo = (below[-1] + start) // 2 + 1 if below else 0
+        hi = (above[0] + start + 1) // 2 - 1 if above else self.shape[0] - 1
+        return lo, hi
+
+    def _decode_labels(self, z: int, centres: torch.Tensor, anchors, n_groups: int, ahead=()):
+        out = self.model.decode(self.cache.get(z, ahead), centres, anchors.valid)
+        scores = self.prepared.to_input(slice_scores(out, anchors.groups, anchors.valid, n_groups))[0]
+        groups = scores.argmax(0).cpu().numpy()
+        obj = torch.sigmoid(out.objectness[0]).cpu().numpy()
+        return out, groups, obj
+
+    def _paint(self, z: int, writes: dict[int, np.ndarray | None]) -> np.ndarray:
+        """Rewrite classes on slice ``z``: ``label -> mask`` (None = remove the class there)."""
+        new = self._labels[z].copy()
+        protected = np.isin(new, list(self.locked)) if self.locked else np.zeros(new.shape, bool)
+        for label in writes:
+            new[(new == label) & ~protected] = 0
+        for label, mask in writes.items():
+            if mask is not None:
+                new[mask & ~protected] = label
+        return self._write(z, new)
+
+    @torch.inference_mode()
+    def _start_pass(self, z: int, labels: list[int]) -> np.ndarray:
+        anchors = self._anchors(labels)
+        out, groups, _ = self._decode_labels(z, anchors.centres, anchors, len(labels) + 1, (z + 1, z - 1))
+        writes = {label: groups == g for g, label in enumerate(labels, start=1)}
+        new = self._paint(z, writes)
+        self._pending.append(_Pass(z, labels, anchors, out.centres, {label: self._region(label, z) for label in labels}))
+        return new
+
+    # ------------------------------------------------------------------ propagation
+    @torch.inference_mode()
+    def _direction(self, p: _Pass, step: int) -> Iterator[tuple[int, np.ndarray]]:
+        nb = self.model.config.num_background
+        history = [p.first_centres]
+        active = {label for label in p.labels if p.regions[label][0] <= p.start + step <= p.regions[label][1]}
+        z = p.start + step
+        while active and 0 <= z < self.shape[0]:
+            init = self.model.next_init(p.anchors.centres, history)
+            ahead = tuple(range(z + step, z + 8 * step, step))
+            out, groups, obj = self._decode_labels(z, init, p.anchors, len(p.labels) + 1, ahead)
+            history = (history + [out.centres])[-self.model.config.history :]
+            writes: dict[int, np.ndarray | None] = {}
+            for g, label in enumerate(p.labels, start=1):
+                if label not in active:
+                    continue
+                mask = groups == g
+                if obj[nb + g - 1] < OBJECTNESS_STOP or not mask.any():
+                    active.discard(label)
+                    lo, hi = p.regions[label]
+                    rest = range(z, hi + 1) if step > 0 else range(z, lo - 1, -1)
+                    for zz in rest:  # the class ended: clear it from the rest of its region
+                        if zz != z and (self._labels[zz] == label).any():
+                            yield zz, self._paint(zz, {label: None})
+                    writes[label] = None
+                else:
+                    writes[label] = mask
+            yield z, self._paint(z, writes)
+            z += step
+            active = {label for label in active if p.regions[label][0] <= z <= p.regions[label][1]}
+
+    def propagate(self, start: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(z, new slice labels)`` while the last round spreads outward (both directions).
+
+        With ``start``, every class clicked on slice ``start`` is re-propagated from it. When
+        ``focus`` is set, the direction whose next slice is nearest to it goes first.
+        """
+        if start is not None:
+            labels = sorted({r.click.label for r in self._clicks if r.click.z == int(start)})
+            if not labels:
+                raise InputError(f"no clicks on slice {start} to propagate from")
+            self._new_round("clicks")
+            self._pending = []
+            self._start_pass(int(start), labels)
+        # each head: [next slice, step, generator]
+        heads: list[list] = [[p.start + s, s, self._direction(p, s)] for p in self._pending for s in (1, -1)]
+        self._pending = []
+        while heads:
+            target = self.focus
+            idx = 0 if target is None else min(range(len(heads)), key=lambda i: abs(heads[i][0] - target))
+            item = next(heads[idx][2], None)
+            if item is None:
+                heads.pop(idx)
+                continue
+            heads[idx][0] = item[0] + heads[idx][1]
+            yield item
+            if target is None:  # plain alternation between directions
+                heads.append(heads.pop(idx))
+
+    # ------------------------------------------------------------------ automatic, removal, edits
+    def auto_steps(self, classes: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Automatic segmentation as a new round, slice by slice (classes with clicks are kept)."""
+        wanted = list(self.model.config.class_ids) if classes is None else [int(c) for c in classes]
+        self._new_round("auto")
+        self._pending = []
+        keep = self.locked | {r.click.label for r in self._clicks}
+        for z, auto in auto_slices(self.model, self.prepared, self.cache, wanted):
+            new = self._labels[z].copy()
+            protected = np.isin(new, list(keep)) if keep else np.zeros(new.shape, bool)
+            new[np.isin(new, wanted) & ~protected] = 0
+            fill = (auto > 0) & ~protected & ~np.isin(auto, list(keep))
+            new[fill] = auto[fill]
+            yield z, self._write(z, new)
+
+    def auto(self, classes: Iterable[int] | None = None) -> np.ndarray:
+        for _ in self.auto_steps(classes):
+            pass
+        self._close_round()
+        return self.labels()
+
+    def remove_class(self, label: int) -> None:
+        rnd = self._new_round("remove")
+        self._pending = []
+        removed = [r for r in self._clicks if r.click.label == label]
+        rnd.clicks_removed.extend(removed)
+        self._clicks = [r for r in self._clicks if r.click.label != label]
+        for z in np.flatnonzero((self._labels == label).reshape(self.shape[0], -1).any(1)):
+            self._paint(int(z), {label: None})
+        self._close_round()
+
+    def set_labels(self, labels_zyx: np.ndarray) -> None:
+        """Import labels edited elsewhere (e.g. painted by hand) as one undoable round."""
+        if labels_zyx.shape != self.shape:
+            raise InputError(f"labels of shape {labels_zyx.shape} do not match the image {self.shape}")
+        self._new_round("edit")
+        self._pending = []
+        new = np.asarray(labels_zyx).astype(np.uint16)
+        for z in np.flatnonzero((new != self._labels).reshape(self.shape[0], -1).any(1)):
+            self._write(int(z), new[z])
+        self._close_round()

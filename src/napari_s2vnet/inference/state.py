@@ -1,0 +1,83 @@
+"""Typed state of an interactive session: clicks, rounds (the unit of undo) and a summary.
+
+A *round* is one user interaction (a batch of clicks and the propagation it triggers, an automatic
+segmentation, a class removal, or imported hand edits). While a round is open its writes keep a copy
+of each slice as it was before the round's first write; when the round closes, that is compressed to
+the changed voxels only (flat indices + old + new values), so undo and redo are exact and cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Click:
+    """A click in internal order ``(z, y, x)``; ``label`` is the user's class id (> 0)."""
+
+    z: int
+    y: int
+    x: int
+    label: int
+    positive: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class ClickRecord:
+    click: Click
+    round: int  # interaction round, for adaptive sampling
+    feats: torch.Tensor  # (4 D,) pixel features sampled at the click
+
+
+@dataclass
+class SliceChange:
+    index: np.ndarray  # flat indices into the slice (int32)
+    old: np.ndarray  # previous values (uint16)
+    new: np.ndarray  # new values (uint16)
+
+    @property
+    def nbytes(self) -> int:
+        return self.index.nbytes + self.old.nbytes + self.new.nbytes
+
+
+@dataclass
+class Round:
+    index: int
+    kind: str  # "clicks" | "auto" | "remove" | "edit"
+    clicks_added: list[ClickRecord] = field(default_factory=list)
+    clicks_removed: list[ClickRecord] = field(default_factory=list)
+    before: dict[int, np.ndarray] = field(default_factory=dict)  # open round: slice before first write
+    changes: dict[int, SliceChange] = field(default_factory=dict)  # closed round
+
+    def remember(self, z: int, current: np.ndarray) -> None:
+        if z not in self.before and z not in self.changes:
+            self.before[z] = current.copy()
+
+    def close(self, labels: np.ndarray) -> None:
+        for z, old_slice in self.before.items():
+            flat_old, flat_new = old_slice.ravel(), labels[z].ravel()
+            idx = np.flatnonzero(flat_old != flat_new).astype(np.int32)
+            if idx.size:
+                self.changes[z] = SliceChange(idx, flat_old[idx].copy(), flat_new[idx].copy())
+        self.before.clear()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self.changes.values()) + sum(b.nbytes for b in self.before.values())
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A read-only summary for UIs and logs."""
+
+    shape: tuple[int, int, int]
+    rounds: int  # rounds that can be undone
+    redo: int  # rounds that can be redone
+    dropped_rounds: int  # oldest rounds forgotten to respect the undo memory bound
+    clicks: dict[int, tuple[int, int]]  # label -> (positive clicks, negative clicks)
+    cached_slices: int
+    cache_bytes: int
+    undo_bytes: int

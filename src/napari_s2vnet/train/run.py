@@ -1,0 +1,148 @@
+"""``napari-s2vnet train``: assemble the data, the configs and the validator, then train.
+
+Data sources (``--data``, repeatable): ``bundled`` (the real CT for both modes, the real MR for
+interactive episodes only, since its label ids are TotalSegmentator's MR map), or a dataset folder
+(nnU-Net raw, MSD, TotalSegmentator, images/ + labels/). ``--phantoms N`` adds procedural phantoms.
+``--classes`` keeps only some classes (ids or names); ``--map 7:5`` renames label id 7 to 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from napari_s2vnet.data.datasets import DatasetSpec, bundled_cases, discover
+from napari_s2vnet.data.phantom import PHANTOM_CLASSES
+from napari_s2vnet.errors import InputError
+from napari_s2vnet.evaluation.metrics import dice_per_class
+from napari_s2vnet.inference.auto import auto_volume
+from napari_s2vnet.inference.prepared import FeatureCache, from_normalized
+from napari_s2vnet.model.config import TrainConfig, preset
+from napari_s2vnet.model.s2vnet import S2VNet
+from napari_s2vnet.train.trainer import resolve_device, train
+from napari_s2vnet.train.volumes import TrainVolume, load_case, phantom_volumes
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", action="append", default=None, help="'bundled' or a dataset folder (repeatable; default: bundled)")
+    p.add_argument("--out", type=Path, default=Path("runs/s2vnet"), help="run folder")
+    p.add_argument("--preset", default="tiny", help="model preset: tiny (CPU) or base")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--batch", type=int, default=TrainConfig.batch_episodes, help="episodes per step")
+    p.add_argument("--slices", type=int, default=TrainConfig.episode_slices, help="slices per episode (T)")
+    p.add_argument("--crop", type=int, default=TrainConfig.crop)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--interactive-fraction", type=float, default=TrainConfig.interactive_fraction)
+    p.add_argument("--phantoms", type=int, default=TrainConfig.phantoms)
+    p.add_argument("--no-mr", action="store_true", help="exclude the bundled MR (generalisation runs)")
+    p.add_argument("--classes", default=None, help="comma-separated ids or names to keep")
+    p.add_argument("--map", action="append", default=[], help="relabel SRC:DST (repeatable)")
+    p.add_argument("--val-every", type=int, default=TrainConfig.val_every)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--ablation", choices=["none", "no-propagation", "no-aggregation", "no-adaptive"], default="none")
+
+
+def _select(spec: DatasetSpec, classes: str | None) -> DatasetSpec:
+    """Keep the classes named in ``--classes`` (dataset ids or names, before ``--map``)."""
+    names = dict(spec.class_names)
+    if classes:
+        wanted = {c.strip() for c in classes.split(",") if c.strip()}
+        names = {i: n for i, n in names.items() if str(i) in wanted or n in wanted}
+    return DatasetSpec(spec.cases, names, spec.layout)
+
+
+def _relabel(vol: TrainVolume, mapping: dict[int, int]) -> TrainVolume:
+    if not mapping:
+        return vol
+    labels = vol.labels.copy()
+    for src, dst in mapping.items():
+        labels[vol.labels == src] = dst
+    return dataclasses.replace(vol, labels=labels)
+
+
+def _mapped(names: dict[int, str], mapping: dict[int, int]) -> dict[int, str]:
+    return {mapping.get(i, i): n for i, n in names.items()}
+
+
+def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[TrainVolume], dict[int, str], list[TrainVolume]]:
+    """-> training volumes, the automatic classes ``{id: name}``, the validation volumes."""
+    mapping = {}
+    for item in args.map:
+        try:
+            src, dst = (int(x) for x in item.split(":"))
+        except ValueError:
+            raise InputError(f"--map expects SRC:DST integers, got {item!r}") from None
+        mapping[src] = dst
+    volumes: list[TrainVolume] = []
+    class_names: dict[int, str] = {}
+    val: list[TrainVolume] = []
+    for source in args.data or ["bundled"]:
+        if source == "bundled":
+            for spec in bundled_cases(include_mr=not args.no_mr):
+                is_ct = spec.cases[0].name.startswith("ct")
+                spec = _select(spec, args.classes) if is_ct else spec
+                vol = load_case(spec.cases[0], spec.class_names, target_mm, auto=is_ct, weight=3.0 if is_ct else 1.0)
+                if is_ct:
+                    vol = _relabel(vol, mapping)
+                    class_names.update(_mapped(spec.class_names, mapping))
+                    val.append(vol)
+                volumes.append(vol)
+        else:
+            spec = _select(discover(Path(source)), args.classes)
+            vols = [_relabel(load_case(c, spec.class_names, target_mm, auto=True), mapping) for c in spec.cases]
+            class_names.update(_mapped(spec.class_names, mapping))
+            volumes += vols
+            val.append(vols[0])
+    if args.phantoms:
+        volumes += phantom_volumes(args.phantoms, target_mm, args.seed, auto=True, weight=1.0 / args.phantoms)
+        phantom_names = {i: n for i, n in PHANTOM_CLASSES.items() if not args.classes or i in class_names}
+        class_names.update(phantom_names)
+    if not class_names:
+        raise InputError("no classes left to train (check --classes)")
+    return volumes, class_names, val
+
+
+def make_validator(val: list[TrainVolume], device: str, top: int = 10):
+    """Automatic Dice on the validation volumes: per class, mean, and mean over the ``top`` largest."""
+
+    def validate(model: S2VNet) -> dict[str, float]:
+        scores: dict[str, float] = {}
+        top_scores: list[float] = []
+        all_scores: list[float] = []
+        for vol in val:
+            prepared = from_normalized(vol.image, vol.labels.shape)
+            cache = FeatureCache(model, prepared, resolve_device(device), batch=16)
+            pred = auto_volume(model, prepared, cache)
+            dice = dice_per_class(pred, vol.labels, labels=[int(c) for c in np.unique(vol.labels) if c])
+            sizes = {c: int((vol.labels == c).sum()) for c in dice}
+            largest = sorted(sizes, key=sizes.get, reverse=True)[:top]
+            for c, d in dice.items():
+                scores[f"{vol.name}:{c}"] = d
+            top_scores += [dice[c] for c in largest]
+            all_scores += list(dice.values())
+        scores = {"mean_dice": float(np.mean(all_scores)), f"mean_dice_top{top}": float(np.mean(top_scores)), **scores}
+        return scores
+
+    return validate
+
+
+def run(args: argparse.Namespace) -> Path:
+    cfg = TrainConfig(
+        steps=args.steps, batch_episodes=args.batch, episode_slices=args.slices, crop=args.crop, lr=args.lr,
+        interactive_fraction=args.interactive_fraction, phantoms=args.phantoms, include_mr=not args.no_mr,
+        val_every=args.val_every, seed=args.seed, threads=args.threads,
+    )
+    overrides = {"no-propagation": {"use_propagation": False}, "no-aggregation": {"use_aggregation": False},
+                 "no-adaptive": {"adaptive_clicks": False}}.get(args.ablation, {})
+    base = preset(args.preset, **overrides)
+    volumes, class_names, val = build_volumes(args, base.pixel_spacing_mm)
+    model_config = base.with_classes(class_names)
+    print(f"training {model_config.name} on {len(volumes)} volumes, {len(class_names)} classes, "
+          f"{cfg.steps} steps -> {args.out}", flush=True)
+    return train(model_config, cfg, volumes, args.out, args.device, args.resume, make_validator(val, args.device))

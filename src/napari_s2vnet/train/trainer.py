@@ -1,0 +1,165 @@
+"""The training loop behind ``napari-s2vnet train``.
+
+One model, one run for both modes: every step draws either automatic or interactive episodes
+(``interactive_fraction``). AdamW with linear warm-up then cosine decay; AMP (bf16) on CUDA; several
+GPUs or CPU processes through ``torchrun`` (DistributedDataParallel, rank 0 logs and saves).
+The run folder receives ``train_log.csv`` (losses per step), ``val_dice.csv`` (Dice per class per
+validation), ``curves.png``, ``checkpoint.pt`` (for ``--resume``) and ``weights.safetensors``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from napari_s2vnet.model.config import ModelConfig, TrainConfig
+from napari_s2vnet.model.s2vnet import S2VNet
+from napari_s2vnet.model.weights import save_weights
+from napari_s2vnet.train.episodes import EpisodeSampler, augment
+from napari_s2vnet.train.losses import total
+from napari_s2vnet.train.plots import plot_curves
+from napari_s2vnet.train.steps import auto_step, class_lut, interactive_step
+from napari_s2vnet.train.volumes import TrainVolume
+
+Validator = Callable[[S2VNet], dict[str, float]]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _dist_info() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def train(
+    model_config: ModelConfig, cfg: TrainConfig, volumes: list[TrainVolume], run_dir: Path,
+    device: str = "auto", resume: bool = False, validate: Validator | None = None,
+) -> Path:
+    """Train, log and save; returns the path of the final ``weights.safetensors``."""
+    rank, world = _dist_info()
+    dev = resolve_device(device)
+    if world > 1:
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend)
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(dev)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, rank])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = S2VNet(model_config).to(dev)
+    if world > 1:  # same seed gives the same init; broadcast anyway so every rank starts equal
+        for p in model.parameters():
+            torch.distributed.broadcast(p.data, 0)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    start = 0
+    ckpt_path = run_dir / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        model.load_state_dict(ckpt["model"], strict=True)
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start = int(ckpt["step"])
+        rng = np.random.default_rng([cfg.seed, rank, start])
+    sampler = EpisodeSampler(volumes, cfg.episode_slices, cfg.crop, rng)
+    lut = class_lut(model)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    if rank == 0:
+        (run_dir / "config.json").write_text(json.dumps(
+            {"model": json.loads(model_config.to_json()), "train": dataclasses.asdict(cfg),
+             "volumes": [v.name for v in volumes]}, indent=1))
+    log_path, val_path = run_dir / "train_log.csv", run_dir / "val_dice.csv"
+    log_file = open(log_path, "a" if resume else "w", newline="") if rank == 0 else None
+    log = csv.writer(log_file) if log_file else None
+    if log and not resume:
+        log.writerow(["step", "mode", "loss", "ce", "dice", "objectness", "class", "aux", "lr", "seconds"])
+    t0 = time.time()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=rank != 0, mininterval=5)
+    for step in bar:
+        interactive = rng.random() < cfg.interactive_fraction
+        batch = augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)
+        batch.images, batch.labels = batch.images.to(dev), batch.labels.to(dev)
+        model.train()
+        with amp:
+            losses = interactive_step(model, batch, lut, rng, cfg.second_round_fraction) if interactive \
+                else auto_step(model, batch, lut)
+            loss = total(losses)
+        losses = {k: v.detach() for k, v in losses.items()}
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if world > 1:  # average gradients (episodes of a step may leave some parameters unused)
+            for p in model.parameters():
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= world
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if log:
+            log.writerow([step + 1, "interactive" if interactive else "auto", f"{loss.item():.5f}",
+                          *(f"{float(losses[k]):.5f}" for k in ("ce", "dice", "objectness", "class", "aux")),
+                          f"{sched.get_last_lr()[0]:.6f}", f"{time.time() - t0:.1f}"])
+            bar.set_postfix(loss=f"{loss.item():.3f}", mode="int" if interactive else "auto")
+        done = step + 1
+        if rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
+            log_file.flush()
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "step": done}, ckpt_path)
+            if validate is not None:
+                _validate(model, validate, done, val_path)
+            plot_curves(log_path, val_path, run_dir / "curves.png")
+    if log_file:
+        log_file.close()
+    weights = run_dir / "weights.safetensors"
+    if rank == 0:
+        info = {"train": dataclasses.asdict(cfg), "seconds": round(time.time() - t0, 1), "steps": cfg.steps,
+                "device": str(dev), "world_size": world, "volumes": [v.name for v in volumes],
+                "torch": torch.__version__}
+        save_weights(model, weights, info)
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return weights
+
+
+def _validate(model: S2VNet, validate: Validator, step: int, path: Path) -> None:
+    model.eval()
+    scores = validate(model)
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["step", *scores])
+        w.writerow([step, *(f"{v:.4f}" for v in scores.values())])
+    mean = scores.get("mean_dice")
+    tqdm.write(f"step {step}: validation mean Dice {mean:.3f}" if mean is not None else f"step {step}: {scores}")

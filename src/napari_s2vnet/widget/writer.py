@@ -1,0 +1,71 @@
+"""npe2 writers: a Labels layer -> NIfTI on the source grid, or a TIFF stack.
+
+The layer data is in internal ``(z, y, x)`` order. For NIfTI the source grid is rebuilt from
+``layer.metadata["s2vnet"]`` (affine + file-order shape, see :mod:`.reader`), the labels are put
+back in file order and written with that exact affine, so the file overlays the source image in any
+viewer. A layer without that metadata is written on a plain grid with its ``scale`` as spacing.
+Writes are atomic: a temporary file in the target folder, then a rename.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_s2vnet.widget.reader import layer_geometry
+
+NIFTI_EXTENSIONS = (".nii", ".nii.gz")
+TIFF_EXTENSIONS = (".tif", ".tiff")
+
+
+def _extension(path: Path) -> str:
+    name = path.name.lower()
+    for ext in NIFTI_EXTENSIONS[::-1] + TIFF_EXTENSIONS:
+        if name.endswith(ext):
+            return ext
+    return path.suffix.lower()
+
+
+def atomic_write_labels(path: str | os.PathLike, labels_zyx: np.ndarray, metadata: dict | None, scale: Any = None) -> Path:
+    """Write internal-order labels to ``path`` (``.nii``, ``.nii.gz``, ``.tif``, ``.tiff``) atomically."""
+    from napari_s2vnet.data.io import write_labels
+
+    target = Path(path)
+    ext = _extension(target)
+    if ext not in NIFTI_EXTENSIONS + TIFF_EXTENSIONS:
+        target = target.with_name(target.name + ".nii.gz")
+        ext = ".nii.gz"
+    labels_zyx = np.asarray(labels_zyx)
+    geometry = layer_geometry(labels_zyx.shape, metadata, scale)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=ext, dir=target.parent)
+    os.close(fd)
+    try:
+        write_labels(tmp_name, geometry.from_internal(labels_zyx), geometry)
+        os.replace(tmp_name, target)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return target
+
+
+def write_labels_nifti(path: str, data: Any, meta: dict) -> list[str]:
+    """npe2 single-layer writer: Labels -> ``.nii``/``.nii.gz`` on the source grid."""
+    p = Path(path)
+    if _extension(p) not in NIFTI_EXTENSIONS:
+        p = p.with_name(p.name + ".nii.gz")
+    out = atomic_write_labels(p, np.asarray(data), meta.get("metadata"), meta.get("scale"))
+    return [str(out)]
+
+
+def write_labels_tiff(path: str, data: Any, meta: dict) -> list[str]:
+    """npe2 single-layer writer: Labels -> ``.tif``/``.tiff`` (internal order, spacing in mm)."""
+    p = Path(path)
+    if _extension(p) not in TIFF_EXTENSIONS:
+        p = p.with_name(p.name + ".tif")
+    out = atomic_write_labels(p, np.asarray(data), meta.get("metadata"), meta.get("scale"))
+    return [str(out)]

@@ -1,0 +1,155 @@
+"""Per-module behaviour of the network at tiny size: shapes, gradients, NaN, determinism, propagation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from napari_s2vnet.errors import InputError
+from napari_s2vnet.model.clicks import ClickBatch
+from napari_s2vnet.model.config import ModelConfig, preset
+from napari_s2vnet.model.s2vnet import S2VNet, group_probabilities
+from napari_s2vnet.model.weights import WeightsError, load_weights, save_weights, train_info
+
+
+def _feats(model, b=2, h=32, w=48):
+    torch.manual_seed(1)
+    return model.encode(torch.randn(b, 2, h, w))
+
+
+def test_encoder_shapes(tiny_model):
+    feats = _feats(tiny_model)
+    d = tiny_model.config.dim
+    assert {s: tuple(f.shape) for s, f in feats.items()} == {
+        2: (2, d, 16, 24), 4: (2, d, 8, 12), 8: (2, d, 4, 6), 16: (2, d, 2, 3)}
+
+
+def test_auto_decode_shapes_backward_no_nan(tiny_config):
+    model = S2VNet(tiny_config).train()
+    x = torch.randn(2, 2, 32, 32, requires_grad=False)
+    feats = model.encode(x)
+    anchors = model.auto_anchors(2)
+    out = model.decode(feats, anchors.centres, anchors.valid)
+    k = tiny_config.num_background + tiny_config.num_classes
+    assert out.mask_logits.shape == (2, k, 16, 16)
+    assert out.class_logits.shape == (2, k, tiny_config.num_classes + 1)
+    assert out.objectness.shape == (2, k)
+    assert len(out.aux_logits) == len(tiny_config.decoder_strides)
+    loss = out.mask_logits.mean() + out.class_logits.mean() + out.objectness.mean() + sum(a.mean() for a in out.aux_logits)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert model.backbone.stages[0][0][0].weight.grad.abs().sum() > 0  # gradient reaches the backbone
+    probs = group_probabilities(out.mask_logits, anchors.groups, anchors.valid, tiny_config.num_classes + 1)
+    assert torch.allclose(probs.sum(1), torch.ones(2, 16, 16), atol=1e-5)
+
+
+def test_deterministic_on_cpu(tiny_config):
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        model = S2VNet(tiny_config).eval()
+        feats = _feats(model, b=1)
+        a = model.auto_anchors(1)
+        outs.append(model.run_chain([feats, feats], a)[-1].mask_logits)
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_kmeans_assignment_is_hard(tiny_model):
+    feats = _feats(tiny_model, b=1)
+    a = tiny_model.auto_anchors(1)
+    block = tiny_model.decoder.blocks[0]
+    pixels = feats[tiny_model.decoder.strides[0]]
+    centres, logits = block.kmeans(a.centres, pixels, a.valid)
+    # every pixel votes for exactly one centre: the update of a centre with no pixel is zero
+    assign = logits.flatten(2).argmax(1)
+    empty = [k for k in range(a.centres.shape[1]) if not (assign == k).any()]
+    for k in empty:
+        expected = block.kmeans.norm(a.centres[:, k] + block.kmeans.out(torch.zeros_like(a.centres[:, k])))
+        assert torch.allclose(centres[:, k], expected, atol=1e-5)
+
+
+def test_propagation_changes_next_initialisation(tiny_model):
+    feats = _feats(tiny_model, b=1)
+    a = tiny_model.auto_anchors(1)
+    out = tiny_model.decode(feats, a.centres, a.valid)
+    init = tiny_model.next_init(a.centres, [out.centres])
+    assert not torch.allclose(init, a.centres)  # the slice's result initialises the next slice
+    # and it depends on that result: a different slice gives a different initialisation
+    out2 = tiny_model.decode(_feats(tiny_model, b=1, h=48, w=32), a.centres, a.valid)
+    assert not torch.allclose(tiny_model.next_init(a.centres, [out2.centres]), init)
+
+
+def test_ablation_switches(tiny_config):
+    feats_model = S2VNet(dataclasses.replace(tiny_config, use_propagation=False))
+    a = feats_model.auto_anchors(1)
+    hist = [torch.randn_like(a.centres)]
+    assert torch.equal(feats_model.next_init(a.centres, hist), a.centres)
+    plain = S2VNet(dataclasses.replace(tiny_config, use_aggregation=False))
+    assert torch.equal(plain.next_init(a.centres, hist), hist[-1])
+
+
+def _clicks(model, rounds):
+    torch.manual_seed(0)
+    f = 4 * model.config.dim
+    p = len(rounds)
+    return ClickBatch(
+        pos_feats=torch.randn(1, p, f), pos_group=torch.zeros(1, p, dtype=torch.long),
+        pos_round=torch.tensor([rounds]), pos_valid=torch.ones(1, p, dtype=torch.bool),
+        neg_feats=torch.randn(1, 1, f), neg_valid=torch.ones(1, 1, dtype=torch.bool),
+        class_valid=torch.ones(1, 1, dtype=torch.bool))
+
+
+def test_adaptive_click_weights_favour_newest_round(tiny_model):
+    batch = _clicks(tiny_model, [0, 1, 2])
+    w = tiny_model.click_encoder.round_weights(batch, 1)[0]
+    assert torch.allclose(w.sum(), torch.tensor(1.0))
+    assert w[2] > w[1] > w[0]
+    assert torch.allclose(w[2] / w[1], torch.tensor(2.0), atol=1e-4)  # ln 2 decay at initialisation
+    tiny_model.click_encoder.adaptive = False
+    assert torch.allclose(tiny_model.click_encoder.round_weights(batch, 1)[0], torch.full((3,), 1 / 3))
+
+
+def test_click_anchors_layout(tiny_model):
+    anchors = tiny_model.click_anchors(_clicks(tiny_model, [0, 0]))
+    nb = tiny_model.config.num_background
+    assert anchors.centres.shape == (1, nb + 1 + 1, tiny_model.config.dim)
+    assert anchors.groups[0].tolist() == [0] * nb + [1, 0]  # class centre, then the negative (background)
+
+
+def test_config_json_roundtrip_and_validation():
+    cfg = preset("tiny", {5: "liver", 1: "spleen"})
+    assert cfg.class_ids == (1, 5)
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ValueError):
+        preset("tiny", {0: "background"})
+    with pytest.raises(ValueError):
+        ModelConfig.from_json('{"bogus": 1}')
+
+
+def test_weights_roundtrip_and_strict_loading(tiny_model, tmp_path):
+    path = save_weights(tiny_model, tmp_path / "w.safetensors", {"seed": 0})
+    loaded = load_weights(path)
+    assert loaded.config == tiny_model.config
+    assert train_info(path) == {"seed": 0}
+    for k, v in tiny_model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    extra = dict(tensors, bogus=torch.zeros(1))
+    save_file(extra, str(tmp_path / "extra.safetensors"), metadata=meta)
+    with pytest.raises(WeightsError, match="unexpected"):
+        load_weights(tmp_path / "extra.safetensors")
+    missing = {k: v for k, v in tensors.items() if not k.startswith("aggregator")}
+    save_file(missing, str(tmp_path / "missing.safetensors"), metadata=meta)
+    with pytest.raises(WeightsError, match="missing"):
+        load_weights(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a weights file")
+    with pytest.raises(InputError):
+        load_weights(tmp_path / "junk.safetensors")

@@ -1,0 +1,159 @@
+"""Interactive Session on the real CT with the bundled weights: clicks, propagation, undo/redo, locks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_s2vnet.errors import InputError
+from napari_s2vnet.inference import Click
+
+LIVER, SPLEEN, COLON = 5, 1, 20
+
+
+def _deep_point(mask2d):
+    depth = ndimage.distance_transform_edt(mask2d)
+    return np.unravel_index(int(np.argmax(depth)), depth.shape)
+
+
+@pytest.fixture(scope="module")
+def ct_session_factory(predictor, ct_internal):
+    image, gt, spacing = ct_internal
+    base = predictor.session(image, spacing, "CT")
+    base.prepare_features()
+
+    def make():
+        s = predictor.session(image, spacing, "CT")
+        s.cache = base.cache  # share the (read-only) feature cache between tests
+        return s
+
+    return make
+
+
+def _click_on(gt, label, z=None):
+    zs = np.flatnonzero((gt == label).reshape(gt.shape[0], -1).sum(1) > 0)
+    z = int(zs[len(zs) // 2]) if z is None else z
+    y, x = _deep_point(gt[z] == label)
+    return z, int(y), int(x)
+
+
+def test_click_updates_slice_then_propagates_both_ways(ct_session_factory, ct_internal):
+    _, gt, _ = ct_internal
+    s = ct_session_factory()
+    z, y, x = _click_on(gt, LIVER)
+    new_slice = s.add_click(z, y, x, LIVER)
+    assert new_slice[y, x] == LIVER
+    inter = ((new_slice == LIVER) & (gt[z] == LIVER)).sum()
+    assert 2 * inter / ((new_slice == LIVER).sum() + (gt[z] == LIVER).sum()) > 0.8
+    seen = [zz for zz, _ in s.propagate()]
+    assert any(zz > z for zz in seen) and any(zz < z for zz in seen)
+    labels = s.labels()
+    present = np.flatnonzero((labels == LIVER).reshape(labels.shape[0], -1).any(1))
+    assert len(present) > 10 and present.min() < z < present.max()
+
+
+def test_several_classes_in_one_pass_and_undo_redo_exact(ct_session_factory, ct_internal):
+    _, gt, _ = ct_internal
+    s = ct_session_factory()
+    z = _click_on(gt, SPLEEN)[0]
+    s.add_clicks([Click(*_click_on(gt, LIVER, z), LIVER)])
+    list(s.propagate())
+    first = s.labels().copy()
+    out = s.add_clicks([Click(*_click_on(gt, SPLEEN, z), SPLEEN), Click(*_click_on(gt, LIVER, z), LIVER)])
+    assert set(np.unique(out[z])) >= {0, LIVER, SPLEEN}
+    list(s.propagate())
+    second = s.labels().copy()
+    assert not np.array_equal(first, second)
+    assert s.undo()
+    assert np.array_equal(s.labels(), first)
+    assert [c.label for c in s.clicks()] == [LIVER]
+    assert s.redo()
+    assert np.array_equal(s.labels(), second)
+    assert sorted(c.label for c in s.clicks()) == [LIVER, LIVER, SPLEEN]
+    assert s.undo() and s.undo()
+    assert not s.labels().any() and not s.undo()
+
+
+def test_locked_labels_are_never_overwritten(ct_session_factory, ct_internal):
+    _, gt, _ = ct_internal
+    s = ct_session_factory()
+    z, y, x = _click_on(gt, LIVER)
+    painted = np.zeros(s.shape, np.uint16)
+    painted[z - 3 : z + 4, y - 5 : y + 6, x - 5 : x + 6] = 99
+    s.set_labels(painted)
+    s.locked = {99}
+    s.add_click(z, y + 8, x, LIVER)
+    list(s.propagate())
+    assert np.array_equal(s.labels() == 99, painted == 99)
+    assert (s.labels() == LIVER).sum() > 100
+
+
+def test_remove_class_and_undo(ct_session_factory, ct_internal):
+    _, gt, _ = ct_internal
+    s = ct_session_factory()
+    s.add_click(*_click_on(gt, LIVER), LIVER)
+    list(s.propagate())
+    before = s.labels().copy()
+    s.remove_class(LIVER)
+    assert not (s.labels() == LIVER).any() and not s.clicks()
+    s.undo()
+    assert np.array_equal(s.labels(), before) and len(s.clicks()) == 1
+
+
+def test_auto_then_click_refines_and_keeps_other_classes(ct_session_factory, ct_internal):
+    _, gt, _ = ct_internal
+    s = ct_session_factory()
+    auto = s.auto().copy()
+    assert len(np.unique(auto)) > 20
+    z, y, x = _click_on(gt, SPLEEN)
+    s.add_click(z, y, x, SPLEEN)
+    list(s.propagate())
+    after = s.labels()
+    colon_before, colon_after = (auto == COLON).sum(), (after == COLON).sum()
+    assert colon_after >= 0.95 * colon_before  # other classes untouched except where the clicked class grew
+    s.undo()
+    assert np.array_equal(s.labels(), auto)
+
+
+def test_negative_click_trims_automatic_result(ct_session_factory, ct_internal):
+    _, gt, _ = ct_internal
+    s = ct_session_factory()
+    s.auto()
+    labels = s.labels()
+    z, y, x = _click_on(gt, LIVER)
+    before = (labels[z] == LIVER).sum()
+    s.add_click(z, y, x, LIVER, positive=False)
+    assert (s.labels()[z] == LIVER).sum() < before
+
+
+def test_bad_clicks_raise_input_error(ct_session_factory):
+    s = ct_session_factory()
+    with pytest.raises(InputError, match="outside"):
+        s.add_click(s.shape[0], 0, 0, 3)
+    with pytest.raises(InputError, match="positive integers"):
+        s.add_click(0, 0, 0, 0)
+    with pytest.raises(InputError, match="no positive click"):
+        s.add_click(10, 10, 10, 777, positive=False)
+
+
+def test_focus_orders_propagation(ct_session_factory, ct_internal):
+    _, gt, _ = ct_internal
+    s = ct_session_factory()
+    z, y, x = _click_on(gt, LIVER)
+    s.add_click(z, y, x, LIVER)
+    s.focus = 0
+    first = [zz for _, (zz, _slice) in zip(range(3), s.propagate())]
+    assert first and all(zz < z for zz in first)
+
+
+def test_undo_memory_is_bounded(predictor, ct_internal):
+    image, _, spacing = ct_internal
+    s = predictor.session(image[40:60], spacing, "CT", undo_bytes=64 << 10)
+    for k in range(1, 5):
+        edit = np.zeros(s.shape, np.uint16)
+        edit[:, : 20 * k] = k  # each round changes thousands of voxels (> the 64 KiB bound)
+        s.set_labels(edit)
+    assert s.state.dropped_rounds >= 2
+    assert s.state.undo_bytes <= (64 << 10) or s.state.rounds == 1
+    assert s.undo()  # the newest round is always kept

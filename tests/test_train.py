@@ -1,0 +1,94 @@
+"""Training: episodes, a short run on an nnU-Net-layout dataset, resume, and torchrun (2 CPU processes)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from napari_s2vnet.cli import main
+from napari_s2vnet.data.phantom import make_phantom
+from napari_s2vnet.model.weights import load_weights, train_info
+from napari_s2vnet.train.episodes import EpisodeSampler, augment
+from napari_s2vnet.train.steps import auto_step, class_lut, interactive_step
+from napari_s2vnet.train.volumes import prepare
+
+FAST = ["--steps", "2", "--batch", "2", "--crop", "64", "--val-every", "2", "--phantoms", "1", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def nnunet_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("Dataset001_Phantom")
+    (root / "imagesTr").mkdir()
+    (root / "labelsTr").mkdir()
+    affine = np.diag([-2.0, -2.0, 3.0, 1.0])
+    for i in range(2):
+        ph = make_phantom(100 + i, shape=(16, 64, 64))
+        # internal (z, y, x) -> a LPS-like file order (x, y, z)
+        nib.save(nib.Nifti1Image(ph.image.transpose(2, 1, 0), affine), root / "imagesTr" / f"case{i}_0000.nii.gz")
+        nib.save(nib.Nifti1Image(ph.labels.transpose(2, 1, 0), affine), root / "labelsTr" / f"case{i}.nii.gz")
+    names = {"background": 0, "spleen": 1, "liver": 5, "kidney_left": 3}
+    (root / "dataset.json").write_text(json.dumps({"labels": names, "channel_names": {"0": "CT"},
+                                                   "numTraining": 2, "file_ending": ".nii.gz"}))
+    return root
+
+
+def test_both_episode_kinds_give_finite_losses_and_gradients(tiny_model):
+    ph = make_phantom(3, shape=(12, 64, 64))
+    vol = prepare(ph.image, ph.labels.astype(np.int32), ph.spacing, "CT", 3.0, "ph", auto=True)
+    rng = np.random.default_rng(0)
+    sampler = EpisodeSampler([vol], slices=3, crop=48, rng=rng)
+    tiny_model.train()
+    lut = class_lut(tiny_model)
+    for auto in (True, False):
+        batch = augment(sampler.sample(2, auto=auto), rng)
+        assert batch.images.shape == (2, 3, 2, 48, 48) and batch.labels.shape == (2, 3, 48, 48)
+        losses = auto_step(tiny_model, batch, lut) if auto else interactive_step(tiny_model, batch, lut, rng, 1.0)
+        total = sum(losses.values())
+        tiny_model.zero_grad()
+        total.backward()
+        assert torch.isfinite(total)
+        grads = [p.grad for p in tiny_model.parameters() if p.grad is not None]
+        assert all(torch.isfinite(g).all() for g in grads)
+        if not auto:  # interactive episodes train the click encoder
+            assert tiny_model.click_encoder.proj[0].weight.grad.abs().sum() > 0
+
+
+def test_train_on_nnunet_dataset_then_resume(nnunet_dataset, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(nnunet_dataset), "--out", str(out), *FAST]) == 0
+    for name in ("train_log.csv", "val_dice.csv", "curves.png", "checkpoint.pt", "weights.safetensors", "config.json"):
+        assert (out / name).exists(), name
+    model = load_weights(out / "weights.safetensors")
+    assert set(model.config.class_ids) >= {1, 3, 5}
+    assert train_info(out / "weights.safetensors")["steps"] == 2
+    args = [a if a != "2" else "4" for a in FAST]
+    assert main(["train", "--data", str(nnunet_dataset), "--out", str(out), "--resume", *args]) == 0
+    with open(out / "train_log.csv") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == [1, 2, 3, 4]  # resumed at step 3, not restarted
+
+
+def test_train_class_selection_and_mapping(nnunet_dataset, tmp_path):
+    out = tmp_path / "sel"
+    rc = main(["train", "--data", str(nnunet_dataset), "--out", str(out), "--classes", "liver,1", "--map", "1:7",
+               *FAST[:-4], "--phantoms", "0", "--threads", "1"])
+    assert rc == 0
+    assert load_weights(out / "weights.safetensors").config.class_ids == (5, 7)
+
+
+def test_torchrun_two_processes(nnunet_dataset, tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "napari_s2vnet", "train", "--data", str(nnunet_dataset), "--out", str(out), *FAST]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert train_info(out / "weights.safetensors")["world_size"] == 2

@@ -1,0 +1,226 @@
+"""Fixtures and helpers of the napari plugin tests (imported by ``tests/test_widget_*.py``).
+
+* Settings/caches of napari go to a temporary folder (XDG variables, set before napari reads them).
+* :class:`ScriptedPredictor` / :class:`ScriptedSession` implement the ``Predictor``/``Session``
+  contract of ``docs/architecture.md`` with deterministic painting (a disc per click, shrinking
+  as it propagates; boxes for auto) and a per-slice delay, so the widget's threading, cancellation,
+  undo, autosave and layer updates can be tested fast and exactly. The real engine with the bundled
+  weights is exercised in ``tests/test_widget_real.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import pytest
+
+_tmp = tempfile.mkdtemp(prefix="s2vnet-widget-tests-")
+for _var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+    os.environ.setdefault(_var, os.path.join(_tmp, _var.lower()))
+os.environ.setdefault("XDG_RUNTIME_DIR", os.path.join(_tmp, "runtime"))
+os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
+
+from napari_s2vnet.inference.state import Click  # noqa: E402
+from napari_s2vnet.model.weights import default_weights_path  # noqa: E402
+
+BUNDLED_WEIGHTS = default_weights_path()
+needs_weights = pytest.mark.skipif(
+    not BUNDLED_WEIGHTS.exists(), reason=f"bundled weights not there yet ({BUNDLED_WEIGHTS.name})"
+)
+
+
+def wait_until(qtbot: Any, condition: Callable[[], bool], timeout: float = 60.0, message: str = "") -> None:
+    """Process Qt events until ``condition()`` holds (fails the test after ``timeout`` s)."""
+    qtbot.waitUntil(condition, timeout=int(timeout * 1000))
+
+
+def wait_idle(qtbot: Any, dock: Any, timeout: float = 60.0) -> None:
+    """Wait for the dock's worker to finish all queued work and its signals to be delivered."""
+    qtbot.waitUntil(lambda: dock.worker.idle() and not dock._round_timer.isActive(), timeout=int(timeout * 1000))
+    qtbot.wait(50)
+
+
+class ScriptedSession:
+    """Deterministic stand-in for ``napari_s2vnet.inference.Session`` (same public API)."""
+
+    radius = 6
+    delay = 0.0
+
+    def __init__(self, image_zyx: np.ndarray, spacing_zyx: tuple[float, ...], modality: str, class_ids: Iterable[int]):
+        self.shape = tuple(int(s) for s in image_zyx.shape)
+        self.class_ids = list(class_ids)
+        self._labels = np.zeros(self.shape, np.uint16)
+        self._clicks: list[Click] = []
+        self._undo: list[tuple[np.ndarray, list[Click]]] = []
+        self._redo: list[tuple[np.ndarray, list[Click]]] = []
+        self._pending: list[Click] = []
+        self.focus: int | None = None
+        self.locked: set[int] = set()
+        self.rounds = 0
+        self.features = 0
+        self.order: list[int] = []  # slices in the order propagate() wrote them
+
+    # -- views
+    def labels(self) -> np.ndarray:
+        view = self._labels.view()
+        view.flags.writeable = False
+        return view
+
+    def clicks(self) -> list[Click]:
+        return list(self._clicks)
+
+    # -- features
+    def prepare_features(self, progress=None, cancel=None) -> bool:
+        while self.features < self.shape[0]:
+            if cancel is not None and cancel():
+                return False
+            time.sleep(0.002)
+            self.features += 1
+            if progress is not None:
+                progress(self.features, self.shape[0])
+        return True
+
+    # -- rounds
+    def _new_round(self) -> None:
+        self._undo.append((self._labels.copy(), list(self._clicks)))
+        self._redo.clear()
+        self.rounds += 1
+
+    def undo(self) -> bool:
+        if not self._undo:
+            return False
+        self._redo.append((self._labels.copy(), list(self._clicks)))
+        labels, self._clicks = self._undo.pop()
+        self._labels[...] = labels
+        self._pending = []
+        return True
+
+    def redo(self) -> bool:
+        if not self._redo:
+            return False
+        self._undo.append((self._labels.copy(), list(self._clicks)))
+        labels, self._clicks = self._redo.pop()
+        self._labels[...] = labels
+        self._pending = []
+        return True
+
+    def _disc(self, z: int, y: int, x: int, r: float, label: int | None) -> np.ndarray:
+        yy, xx = np.ogrid[: self.shape[1], : self.shape[2]]
+        mask = (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+        new = self._labels[z].copy()
+        protected = np.isin(new, list(self.locked)) if self.locked else np.zeros(new.shape, bool)
+        new[mask & ~protected] = 0 if label is None else label
+        self._labels[z] = new
+        return new.copy()
+
+    def add_clicks(self, clicks: Iterable[Click]) -> dict[int, np.ndarray]:
+        clicks = list(clicks)
+        if not clicks:
+            return {}
+        self._new_round()
+        out = {}
+        for c in clicks:
+            self._clicks.append(c)
+            out[c.z] = self._disc(c.z, c.y, c.x, self.radius, c.label if c.positive else None)
+        self._pending = [c for c in clicks if c.positive]
+        return out
+
+    def add_click(self, z, y, x, label, positive=True) -> np.ndarray:
+        return self.add_clicks([Click(z, y, x, label, positive)])[z]
+
+    def propagate(self, start: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        if start is not None:
+            self._new_round()
+            self._pending = [c for c in self._clicks if c.z == start and c.positive]
+        pending, self._pending = self._pending, []
+        heads = []
+        for c in pending:
+            for step in (1, -1):
+                heads.append([c.z + step, step, c])
+        while heads:
+            target = self.focus
+            i = 0 if target is None else min(range(len(heads)), key=lambda k: abs(heads[k][0] - target))
+            z, step, c = heads[i]
+            r = self.radius - abs(z - c.z) / 2
+            if r < 1 or not 0 <= z < self.shape[0]:
+                heads.pop(i)
+                continue
+            time.sleep(self.delay)
+            heads[i][0] = z + step
+            self.order.append(z)
+            yield z, self._disc(z, c.y, c.x, r, c.label)
+            if target is None:
+                heads.append(heads.pop(i))
+
+    def auto_steps(self, classes: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        wanted = list(self.class_ids if classes is None else classes)
+        self._new_round()
+        for z in range(self.shape[0]):
+            for k, label in enumerate(wanted):
+                y0 = 4 + 10 * k
+                new = self._labels[z].copy()
+                new[y0 : y0 + 6, 4:14] = label
+                self._labels[z] = new
+            yield z, self._labels[z].copy()
+
+    def auto(self, classes=None) -> np.ndarray:
+        for _ in self.auto_steps(classes):
+            pass
+        return self.labels()
+
+    def remove_class(self, label: int) -> None:
+        self._new_round()
+        self._clicks = [c for c in self._clicks if c.label != label]
+        self._labels[self._labels == label] = 0
+
+    def set_labels(self, labels_zyx: np.ndarray) -> None:
+        self._new_round()
+        self._labels[...] = labels_zyx
+
+
+class ScriptedPredictor:
+    """Stand-in for ``Predictor``: classes spleen (1) and liver (5); sessions are ScriptedSession."""
+
+    class_names = {1: "spleen", 5: "liver"}
+    model_id = "scripted:000000000000"
+    device = "cpu"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.sessions: list[ScriptedSession] = []
+
+    def session(self, image_zyx, spacing_zyx, modality=None, **kwargs) -> ScriptedSession:
+        s = ScriptedSession(image_zyx, spacing_zyx, modality or "CT", self.class_names)
+        s.delay = self.delay
+        self.sessions.append(s)
+        return s
+
+
+def small_image(shape: tuple[int, int, int] = (24, 48, 40)) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.normal(0, 100, shape).astype(np.float32)
+
+
+@pytest.fixture
+def dock_factory(make_napari_viewer, qtbot):
+    """``dock_factory(predictor=None, show=False, image=None, **add_image_kwargs) -> (viewer, dock)``."""
+    from napari_s2vnet.widget.dock import S2VNetDock
+
+    docks = []
+
+    def factory(predictor: Any = None, show: bool = False, image: np.ndarray | None = None, **kwargs: Any):
+        viewer = make_napari_viewer(show=show)
+        if image is not None:
+            viewer.add_image(image, **kwargs)
+        dock = S2VNetDock(viewer, predictor=predictor, load_default=predictor is None)
+        viewer.window.add_dock_widget(dock, name="S2VNet")
+        docks.append(dock)
+        return viewer, dock
+
+    yield factory
+    for dock in docks:
+        dock.cleanup()
