@@ -32,21 +32,7 @@ def test_manifest_validates_and_imports():
     assert {".nii.gz", ".nii", ".tif"} <= exts
 
 
-def test_viewer_open_uses_plugin_by_default(make_napari_viewer):
-    """File > Open path: no plugin argument; the plugin becomes the NIfTI default on activation."""
-    import npe2
-    from napari.settings import get_settings
-
-    viewer = make_napari_viewer()
-    pm = npe2.PluginManager.instance()
-    pm.deactivate(PLUGIN)  # fresh process state: the first use of any contribution activates it
-    assert "*.nii.gz" not in get_settings().plugins.extension2reader
-    viewer.open_sample(PLUGIN, "phantom")  # any contribution (sample, dock, reader) activates
-    assert get_settings().plugins.extension2reader.get("*.nii.gz") == PLUGIN
-    n = len(viewer.layers)
-    layers = viewer.open(sample_path("ct"))  # exactly as a user / File > Open calls it
-    assert len(viewer.layers) == n + 1
-    layer = layers[0]
+def _check_ct_layer(layer):
     volume = read_volume(sample_path("ct"))
     g = volume.geometry
     np.testing.assert_array_equal(layer.data, g.to_internal(volume.array))
@@ -54,6 +40,46 @@ def test_viewer_open_uses_plugin_by_default(make_napari_viewer):
     meta = layer.metadata["s2vnet"]
     np.testing.assert_allclose(meta["affine"], nib.load(str(sample_path("ct"))).affine)
     assert tuple(meta["shape"]) == g.shape and meta["modality"] == "CT"
+
+
+def test_file_open_uses_plugin_without_asking(make_napari_viewer, monkeypatch):
+    """File > Open (and drag and drop) of a .nii.gz: read by this plugin, no reader dialog.
+
+    napari's built-in reader also claims ``*.nii.gz`` (and fails on it); the plugin makes itself the
+    default NIfTI reader when it is activated (first use of any contribution: dock, sample, reader).
+    """
+    import npe2
+    from napari.settings import get_settings
+
+    viewer = make_napari_viewer()
+    pm = npe2.PluginManager.instance()
+    pm.deactivate(PLUGIN)  # as in a fresh napari process
+    assert "*.nii.gz" not in get_settings().plugins.extension2reader
+    viewer.open_sample(PLUGIN, "phantom")  # any contribution activates the plugin
+    assert get_settings().plugins.extension2reader.get("*.nii.gz") == PLUGIN
+
+    asked = []
+    monkeypatch.setattr("napari._qt.qt_viewer.handle_gui_reading", lambda *a, **k: asked.append(a))
+    qt_viewer = viewer.window._qt_viewer
+    # patched on the class: an instance patch would keep the QtViewer alive past the viewer fixture
+    monkeypatch.setattr(type(qt_viewer), "_open_file_dialog_uni", lambda *a, **k: [str(sample_path("ct"))])
+    n = len(viewer.layers)
+    qt_viewer._open_files_dialog()  # what File > Open... runs once the user picked the file
+    assert not asked, "napari asked the user to choose a reader"
+    assert len(viewer.layers) == n + 1
+    _check_ct_layer(viewer.layers[-1])
+
+
+def test_viewer_open_from_python(make_napari_viewer):
+    """Scripts: napari 0.9's ``viewer.open(path)`` defaults to ``plugin="napari"`` (the built-in
+    reader, which cannot read .nii.gz); ``plugin=None`` follows the reader preference and
+    ``plugin="napari-s2vnet"`` is explicit. Both give the plugin's layer."""
+    from napari_s2vnet.widget import set_default_reader
+
+    viewer = make_napari_viewer()
+    set_default_reader()
+    _check_ct_layer(viewer.open(sample_path("ct"), plugin=None)[0])
+    _check_ct_layer(viewer.open(str(sample_path("ct")), plugin=PLUGIN)[0])
 
 
 def test_user_choice_is_kept(make_napari_viewer):

@@ -48,7 +48,8 @@ class ScriptedSession:
     """Deterministic stand-in for ``napari_s2vnet.inference.Session`` (same public API)."""
 
     radius = 6
-    delay = 0.0
+    delay = 0.0  # seconds per propagated slice
+    feature_delay = 0.002  # seconds per encoded slice
 
     def __init__(self, image_zyx: np.ndarray, spacing_zyx: tuple[float, ...], modality: str, class_ids: Iterable[int]):
         self.shape = tuple(int(s) for s in image_zyx.shape)
@@ -78,7 +79,7 @@ class ScriptedSession:
         while self.features < self.shape[0]:
             if cancel is not None and cancel():
                 return False
-            time.sleep(0.002)
+            time.sleep(self.feature_delay)
             self.features += 1
             if progress is not None:
                 progress(self.features, self.shape[0])
@@ -189,13 +190,13 @@ class ScriptedPredictor:
     model_id = "scripted:000000000000"
     device = "cpu"
 
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
+    def __init__(self, delay: float = 0.0, feature_delay: float = 0.002) -> None:
+        self.delay, self.feature_delay = delay, feature_delay
         self.sessions: list[ScriptedSession] = []
 
     def session(self, image_zyx, spacing_zyx, modality=None, **kwargs) -> ScriptedSession:
         s = ScriptedSession(image_zyx, spacing_zyx, modality or "CT", self.class_names)
-        s.delay = self.delay
+        s.delay, s.feature_delay = self.delay, self.feature_delay
         self.sessions.append(s)
         return s
 

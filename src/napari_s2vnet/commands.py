@@ -95,4 +95,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_benchmark(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true")
+    from napari_s2vnet.benchmark.run import add_arguments
+
+    add_arguments(p)
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from napari_s2vnet.benchmark.run import run
+
+    return run(args)

@@ -158,12 +158,9 @@ def train_all(out: Path, budget_s: float, phantoms: int, threads: int, variants=
 
     out = Path(out)
     result: dict[str, Any] = {"budget_s": budget_s, "threads": threads, "phantoms": phantoms, "models": {}}
-    if variants:
+    if variants:  # calibrate first, on an idle machine
         rate = calibrate_rate(out / "calibration", phantoms, threads, seed, log=log)
-        steps = max(10, int(rate * budget_s))
-        result.update(steps_per_s=rate, steps=steps)
-        for name in variants:
-            result["models"][name] = train_ours(name, out / name, steps, phantoms, threads, seed, log)
+        result.update(steps_per_s=rate, steps=max(10, int(rate * budget_s)))
     if dynunet:
         from napari_s2vnet.benchmark.train3d import train_dynunet, training_volumes
 
@@ -176,6 +173,8 @@ def train_all(out: Path, budget_s: float, phantoms: int, threads: int, variants=
         result["models"]["dynunet"] = {"weights": str(path), "iterations": ckpt["iterations"],
                                        "train_seconds": ckpt["seconds"], "process_seconds": time.perf_counter() - t0,
                                        "volumes": ckpt["volumes"]}
+    for name in variants:
+        result["models"][name] = train_ours(name, out / name, result["steps"], phantoms, threads, seed, log)
     return result
 
 

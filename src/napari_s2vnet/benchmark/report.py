@@ -163,7 +163,9 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
                 "(interpreter, imports, model and volume loading included). Peak RSS = the process's kernel "
                 "high-water mark; ΔRSS = increase during the segmentation call.", ""]
         for vol, res in s["volumes"].items():
-            out += [f"### {vol}: {res['description']}", ""]
+            out += [f"### {vol}: {res['description']}", "",
+                    f"3D baselines work at {tuple(res.get('baseline_spacing_zyx_mm', []))} mm (z, y, x); "
+                    f"our model keeps the slices and works at its in-plane spacing.", ""]
             rows = []
             for meth, r in res["methods"].items():
                 su = r["summary"]
@@ -223,13 +225,17 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
                       [[n, r.get("steps", r.get("iterations")), r["train_seconds"], r["process_seconds"]] for n, r in t["models"].items()])
     if "ablations" in sec:
         ab = sec["ablations"]
+        out += ["## 5b. Ablations (each trained with the same budget)", ""]
+        if ab.get("note"):
+            out += [ab["note"], ""]
         rows = []
         for name, r in ab["variants"].items():
             d = (r.get("interactive") or {}).get("mean_dice_by_clicks", {})
             rows.append([name, r["auto"].get("phantoms_heldout_mean"), (r["auto"].get("ct_bundled") or {}).get("mean")]
                         + [d.get(str(i)) for i in range(1, ab["max_clicks"] + 1)])
-        out += _table(["variant", "auto Dice held-out phantoms", "auto Dice CT (train)"]
-                      + [f"click Dice@{i} (phantoms)" for i in range(1, ab["max_clicks"] + 1)], rows)
+        if rows:
+            out += _table(["variant", "auto Dice held-out phantoms", "auto Dice CT (train)"]
+                          + [f"click Dice@{i} (phantoms)" for i in range(1, ab["max_clicks"] + 1)], rows)
         c = ab.get("centres", {})
         if not c.get("available", False):
             out += [f"One vs several centres per class: not run. {c.get('reason', '')}", ""]
@@ -257,7 +263,8 @@ def write_plots(out_dir: Path, sections: dict[str, Any]) -> list[str]:
                 lo = [med[k] - res["methods"][n]["summary"][key]["min"] for k, n in enumerate(names)]
                 hi = [res["methods"][n]["summary"][key]["max"] - med[k] for k, n in enumerate(names)]
                 ax.bar(names, med, yerr=[lo, hi], color=["C0"] + ["C1"] * (len(names) - 1), capsize=4)
-                ax.set_yscale("log")
+                if i == 0:
+                    ax.set_yscale("log")
                 ax.set_title(f"{vol}: {label}", fontsize=9)
         fig.tight_layout()
         fig.savefig(out_dir / "speed.png", dpi=110)
@@ -291,6 +298,7 @@ def write_plots(out_dir: Path, sections: dict[str, Any]) -> list[str]:
                 if d:
                     ax.plot(ks, [d[str(k)] for k in ks], marker="o", label=meth)
             ax.set_ylim(0, 1)
+            ax.set_xticks(ks)
             ax.set_xlabel("clicks per class")
             ax.set_ylabel("Dice")
             ax.set_title(case, fontsize=9)
@@ -299,7 +307,7 @@ def write_plots(out_dir: Path, sections: dict[str, Any]) -> list[str]:
         fig.savefig(out_dir / "interactive.png", dpi=110)
         plt.close(fig)
         made.append("interactive.png")
-    if "ablations" in sections:
+    if sections.get("ablations", {}).get("variants"):
         ab = sections["ablations"]["variants"]
         fig, ax = plt.subplots(figsize=(6, 3.5))
         names = list(ab)

@@ -57,11 +57,11 @@ def auto_slices(
     first = model.decode(cache.get(start, up[:4] + down[:4]), anchors.centres, valid)
     yield start, labels_of(first)
     for order in (up, down):
-        history = [first.centres]
+        history, present = [first.centres], model.presence(first, anchors)
         for i, z in enumerate(order):
-            init = model.next_init(anchors.centres, history)
+            init = model.next_init(anchors.centres, history, present)
             out = model.decode(cache.get(z, order[i + 1 : i + 16]), init, valid)
-            history = (history + [out.centres])[-model.config.history :]
+            history, present = (history + [out.centres])[-model.config.history :], model.presence(out, anchors)
             yield z, labels_of(out)
 
 

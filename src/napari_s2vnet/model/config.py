@@ -112,6 +112,8 @@ class TrainConfig:
     steps: int = 6000
     batch_episodes: int = 4
     episode_slices: int = 3
+    long_slices: int = 0  # curriculum: from step ``long_from`` on, episodes have this many slices
+    long_from: int = 0
     crop: int = 112
     lr: float = 2e-3
     weight_decay: float = 1e-4

@@ -84,13 +84,22 @@ class S2VNet(nn.Module):
     def decode(self, feats: dict[int, torch.Tensor], centres: torch.Tensor, valid: torch.Tensor) -> DecoderOutput:
         return self.decoder(feats, centres, valid)
 
-    def next_init(self, anchors: torch.Tensor, history: list[torch.Tensor]) -> torch.Tensor:
-        """Initial centres of the next slice from the refined centres of the slices seen so far."""
+    def next_init(self, anchors: torch.Tensor, history: list[torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
+        """Initial centres of the next slice from the refined centres of the slices seen so far.
+
+        ``present`` ``(B, K)`` marks the centres whose structure was on the last slice; the others
+        (classes not seen yet, or gone) restart from their anchor, i.e. the learned embedding.
+        """
         if not self.config.use_propagation or not history:
             return anchors
-        if not self.config.use_aggregation:
-            return history[-1]
-        return self.aggregator(anchors, history)
+        init = history[-1] if not self.config.use_aggregation else self.aggregator(anchors, history)
+        if present is not None:
+            init = torch.where(present.unsqueeze(-1), init, anchors)
+        return init
+
+    def presence(self, out: DecoderOutput, anchors: Anchors) -> torch.Tensor:
+        """``(B, K)``: background centres, and centres whose objectness is at least 0.5."""
+        return (torch.sigmoid(out.objectness.detach()) >= 0.5) | (anchors.groups == 0)
 
     def run_chain(self, feats_seq: list[dict[int, torch.Tensor]], anchors: Anchors) -> list[DecoderOutput]:
         """Decode consecutive slices, propagating the centres from each to the next."""
@@ -101,7 +110,7 @@ class S2VNet(nn.Module):
             out = self.decode(feats, centres, anchors.valid)
             outputs.append(out)
             history = (history + [out.centres])[-self.config.history :]
-            centres = self.next_init(anchors.centres, history)
+            centres = self.next_init(anchors.centres, history, self.presence(out, anchors))
         return outputs
 
 

@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--batch", type=int, default=TrainConfig.batch_episodes, help="episodes per step")
     p.add_argument("--slices", type=int, default=TrainConfig.episode_slices, help="slices per episode (T)")
+    p.add_argument("--long-slices", type=int, default=0, help="curriculum: longer episodes (T) from --long-from on")
+    p.add_argument("--long-from", type=int, default=0, help="step at which --long-slices starts")
     p.add_argument("--crop", type=int, default=TrainConfig.crop)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--interactive-fraction", type=float, default=TrainConfig.interactive_fraction)
@@ -135,6 +137,7 @@ def make_validator(val: list[TrainVolume], device: str, top: int = 10):
 def run(args: argparse.Namespace) -> Path:
     cfg = TrainConfig(
         steps=args.steps, batch_episodes=args.batch, episode_slices=args.slices, crop=args.crop, lr=args.lr,
+        long_slices=args.long_slices, long_from=args.long_from,
         interactive_fraction=args.interactive_fraction, phantoms=args.phantoms, include_mr=not args.no_mr,
         val_every=args.val_every, seed=args.seed, threads=args.threads,
     )

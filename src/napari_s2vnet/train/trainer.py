@@ -106,6 +106,8 @@ def train(
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=rank != 0, mininterval=5)
     for step in bar:
         interactive = rng.random() < cfg.interactive_fraction
+        long = cfg.long_slices > 0 and step >= cfg.long_from
+        sampler.slices = cfg.long_slices if long else cfg.episode_slices
         batch = augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)
         batch.images, batch.labels = batch.images.to(dev), batch.labels.to(dev)
         model.train()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtGui import QColor
+from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QColorDialog,
@@ -47,6 +47,13 @@ def default_color(label: int) -> list[float]:
     """RGBA colour of a label id (stable across sessions)."""
     r, g, b = PALETTE[(int(label) - 1) % len(PALETTE)]
     return [r, g, b, 1.0]
+
+
+def _swatch(color: list[float]) -> QIcon:
+    """A filled square icon (stays visible when the row is selected, unlike a background)."""
+    pixmap = QPixmap(28, 14)
+    pixmap.fill(QColor.fromRgbF(*[float(c) for c in color[:3]]))
+    return QIcon(pixmap)
 
 
 class ClassesPanel(QWidget):
@@ -184,7 +191,7 @@ class ClassesPanel(QWidget):
         self.table.setItem(r, COL_NAME, QTableWidgetItem(entry.name))
         self.table.setItem(r, COL_ID, QTableWidgetItem(str(entry.label)))
         swatch = QTableWidgetItem("")
-        swatch.setBackground(QColor.fromRgbF(*entry.color[:3]))
+        swatch.setIcon(_swatch(entry.color))
         self.table.setItem(r, COL_COLOR, swatch)
         lock = QTableWidgetItem()
         lock.setFlags(use.flags())
@@ -277,7 +284,7 @@ class ClassesPanel(QWidget):
         entry.color = list(color)
         r = self._row_of(label)
         if r >= 0:
-            self.table.item(r, COL_COLOR).setBackground(QColor.fromRgbF(*entry.color[:3]))
+            self.table.item(r, COL_COLOR).setIcon(_swatch(entry.color))
         layer = self._points.get(label)
         if layer is not None:
             layer.face_color = entry.color

@@ -117,6 +117,8 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         names = ", ".join(sorted(info.class_names.values())) or "none"
         self._set_status(f"model {info.model_id} on {info.device}; classes: {names}")
         if self.image_layer is not None:
+            if self.token >= 0:  # a new model: the labels carry over, the old clicks are display only
+                self.restored_clicks, self.clicks = self.clicks + self.restored_clicks, []
             self._start_session(keep_labels=True)
 
     def _on_worker_error(self, context: str, message: str) -> None:
@@ -155,6 +157,8 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
     def _on_layer_removed(self, event: Any) -> None:
         if self._closed:
             return
+        if getattr(event, "value", None) is self.labels_layer:
+            self.labels_layer = None
         if getattr(event, "value", None) is self.image_layer:
             self.image_layer = None
             self.worker.close_session()
@@ -185,34 +189,43 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self.rounds = 0
         self._hand_edited = False
         self._painted = set()
-        self._make_labels_layer()
+        has_labels = self._make_labels_layer()
         meta = layer.metadata.get(META_KEY, {}) if isinstance(layer.metadata, dict) else {}
         self.fingerprint = autosave.image_fingerprint(data, meta.get("affine"))
         self._update_sidecar()
-        self._start_session(keep_labels=False)
+        self._start_session(keep_labels=has_labels)
 
-    def _make_labels_layer(self) -> None:
+    def _make_labels_layer(self) -> bool:
+        """Find this image's S2VNet Labels layer or create one; True if it already holds labels.
+
+        Each image keeps its own labels layer (switching images never discards work).
+        """
         img = self.image_layer
         shape = tuple(img.data.shape)
         meta = dict(img.metadata.get(META_KEY, {})) if isinstance(img.metadata, dict) else {}
         meta.update({"kind": "s2vnet_labels", "image": img.name})
         existing = None
-        for l in self.viewer.layers:
-            if l.name == LABELS_NAME and getattr(l, "data", None) is not None and tuple(l.data.shape) == shape:
-                existing = l
-        if existing is not None and self.labels_layer is not existing:
-            self.labels_layer = existing
-        elif existing is None:
-            if self.labels_layer is not None and self.labels_layer in self.viewer.layers:
-                self.viewer.layers.remove(self.labels_layer)
-            self.labels_layer = self.viewer.add_labels(
+        for layer in self.viewer.layers:
+            lmeta = layer.metadata.get(META_KEY, {}) if isinstance(layer.metadata, dict) else {}
+            if (lmeta.get("kind") == "s2vnet_labels" and lmeta.get("image") == img.name
+                    and tuple(layer.data.shape) == shape):
+                existing = layer
+        if self.labels_layer is not None and self.labels_layer is not existing:
+            try:
+                self.labels_layer.events.paint.disconnect(self._on_paint)
+            except Exception:
+                pass
+        if existing is None:
+            existing = self.viewer.add_labels(
                 np.zeros(shape, dtype=np.uint16), name=LABELS_NAME, scale=tuple(img.scale), opacity=0.55,
                 metadata={META_KEY: meta},
             )
-        self.labels_layer.metadata = {**self.labels_layer.metadata, META_KEY: meta}
+        self.labels_layer = existing
+        self.labels_layer.events.paint.disconnect(self._on_paint)
         self.labels_layer.events.paint.connect(self._on_paint)
         self._apply_colormap()
         self.viewer.layers.selection.active = self.image_layer
+        return bool(np.any(self.labels_layer.data))
 
     def _start_session(self, keep_labels: bool) -> None:
         if self.image_layer is None or self.model_info is None:
@@ -249,7 +262,17 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
             return
         self.features_ready = ok
         self._close_progress("features")
-        self._set_status(f"{self.image_layer.name if self.image_layer else ''}: features cached; add a class and click")
+        name = self.image_layer.name if self.image_layer else ""
+        if not ok:
+            self._set_status(f"{name}: feature caching stopped (slices are encoded when needed)")
+        elif self.rounds == 0:
+            self._set_status(f"{name}: features cached; add a class and click")
+
+    def stop(self) -> None:
+        """Cancel feature caching and running propagation / auto-segmentation (partial results kept)."""
+        self._round_timer.stop()
+        self.worker.stop()
+        self._set_status("stopping…")
 
     def _on_step(self, *_: Any) -> None:
         if self._closed or self.image_layer is None:
@@ -468,10 +491,12 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         """Hand painting in the Labels layer: imported (and locked) before the next round."""
         self._hand_edited = True
         for atom in getattr(event, "value", []) or []:
-            try:
-                new = atom[2]
-            except (IndexError, TypeError):
-                continue
+            new = getattr(atom, "new_value", None)  # napari 0.9 masked atoms
+            if new is None:
+                try:
+                    new = atom[2]  # (indices, old values, new value)
+                except (IndexError, TypeError):
+                    continue
             values = np.unique(np.asarray(new)).tolist()
             self._painted.update(int(v) for v in values if int(v) != 0)
 

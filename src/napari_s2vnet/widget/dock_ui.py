@@ -146,9 +146,15 @@ class DockUI:
         ab.addWidget(self.restore_row)
         layout.addWidget(auto_box)
 
+        status_row = QHBoxLayout()
         self.status = QLabel("loading model…")
         self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("cancel feature caching and running propagation (results so far are kept)")
+        self.stop_button.clicked.connect(lambda: self.stop())
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.stop_button)
+        layout.addLayout(status_row)
         layout.addStretch(1)
 
     def _set_status(self: Any, text: str) -> None:

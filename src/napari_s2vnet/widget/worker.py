@@ -113,6 +113,7 @@ class ModelWorker(QObject):
         self.session: Any = None
         self._session_token = -1
         self._features_ready = False
+        self._stop_features = False
         self._unfinished: dict[int, set[int]] = {}  # start slice -> classes whose propagation was cut
         self._last_round: dict[int, set[int]] = {}  # start slice -> classes of the last round
         self._thread = threading.Thread(target=self._run, name="s2vnet-model", daemon=True)
@@ -156,6 +157,12 @@ class ModelWorker(QObject):
     def set_focus(self, z: int) -> None:
         """The slice the user looks at: done first by running propagation (applied between slices)."""
         self._focus = int(z)
+
+    def stop(self) -> None:
+        """The user's Stop: cancel running propagation / auto and feature caching (the Session keeps
+        what was done; features of other slices are computed when needed)."""
+        self._stop_features = not self._features_ready
+        self.interrupt()
 
     def interrupt(self) -> None:
         """Supersede running propagation / auto without queuing anything."""
@@ -271,12 +278,15 @@ class ModelWorker(QObject):
             self.features_progress.emit(token, int(done), int(total))
 
         def cancel() -> bool:
-            return self._pending_interactive > 0 or self._stale(task)
+            return self._pending_interactive > 0 or self._stale(task) or self._stop_features
 
         ok = bool(self.session.prepare_features(progress=progress, cancel=cancel))
         if ok:
             self._features_ready = True
             self.features_done.emit(token, True)
+        elif self._stop_features:  # stopped by the user: features are then computed on demand
+            self._stop_features = False
+            self.features_done.emit(token, False)
         elif not self._stale(task):  # yielded to interactive work: resume after it
             self._queue.put(_Task("features", token, self.epoch))
 

@@ -1,0 +1,74 @@
+"""`napari-s2vnet benchmark`: the report is produced with the expected keys (tiny sizes, random model).
+
+This checks that the benchmark runs end to end and writes benchmark.json / benchmark.md / PNGs; it
+does not check any speed or accuracy figure (those are in docs/benchmarks.md, from a real run).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("monai")
+pytest.importorskip("SimpleITK")
+
+from napari_s2vnet.benchmark.baselines3d import nearest_to_grid, nnunet_plan  # noqa: E402
+from napari_s2vnet.benchmark.run import BenchConfig, config_from_args, run_benchmark  # noqa: E402
+
+HEADLINE = ("speedup_vs_3d", "memory_ratio_vs_3d", "click_latency_ms_p95", "propagate_volume_s", "dice_auto",
+            "dice_interactive", "units", "goals", "meta", "sections")
+
+
+def test_nnunet_plan_like_3d_fullres():
+    plan = nnunet_plan((3.0, 3.0, 3.0), (96, 96, 96))
+    assert plan["strides"] == [[1, 1, 1]] + [[2, 2, 2]] * 4
+    assert plan["filters"] == [32, 64, 128, 256, 320]
+    aniso = nnunet_plan((5.0, 0.8, 0.8), (48, 192, 192))
+    assert aniso["kernel_size"][0] == [1, 3, 3] and aniso["strides"][1] == [1, 2, 2]
+
+
+def test_nearest_to_grid_maps_back_exactly():
+    lab = np.arange(2 * 3 * 4, dtype=np.uint16).reshape(2, 3, 4)
+    up = nearest_to_grid(lab, (4, 6, 8))
+    assert up.shape == (4, 6, 8) and np.array_equal(up[::2, ::2, ::2], lab)
+
+
+def test_cli_quick_config(tmp_path):
+    from napari_s2vnet.cli import _parser
+
+    args = _parser().parse_args(["benchmark", "--quick", "--out", str(tmp_path), "--weights", "random"])
+    cfg = config_from_args(args)
+    assert cfg.quick and cfg.repeats_3d == 1 and cfg.volumes == ("synthetic_small",)
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_writes_report(tmp_path):
+    from napari_s2vnet.benchmark.train3d import train_dynunet
+    from napari_s2vnet.train.volumes import phantom_volumes
+
+    # a 3D U-Net "trained" for 2 s, so the accuracy section exercises the baseline path too
+    vols = phantom_volumes(1, 3.0, seed=0, auto=True)
+    ids = sorted({int(c) for v in vols for c in np.unique(v.labels) if c})
+    train_dynunet(vols, ids, 1.0, tmp_path / "train" / "dynunet", roi=(64, 64, 64), batch=1, log=lambda *a: None)
+    cfg = BenchConfig.quick_preset(
+        out=tmp_path, weights="random", threads=1, synthetic_shape=(12, 40, 40), synthetic_spacing=(3.0, 3.0, 3.0),
+        roi=(64, 64, 64), swin_feature_size=12, repeats_ours=1, repeats_3d=1, latency_cases=("synthetic_small",),
+        latency_clicks=4, latency_propagations=1, heldout_phantoms=1, phantom_shape=(12, 48, 48), max_clicks=2,
+        classes_per_case=2, ablation_classes_per_case=1, accuracy_real=(), command="pytest",
+    )
+    doc = run_benchmark(cfg, log=lambda *a: None)
+    for key in HEADLINE:
+        assert key in doc
+    saved = json.loads((tmp_path / "benchmark.json").read_text())
+    assert set(HEADLINE) <= set(saved)
+    assert saved["speedup_vs_3d"] > 0 and saved["memory_ratio_vs_3d"] > 0
+    assert saved["click_latency_ms_p95"] > 0 and saved["propagate_volume_s"] >= 0
+    assert set(saved["dice_interactive"]) == {"s2vnet", "s2vnet_no_propagation", "region_growing"}
+    assert set(saved["dice_interactive"]["s2vnet"]) == {"1", "2"}
+    assert "dynunet" in saved["dice_auto"] and "s2vnet" in saved["dice_auto"]
+    md = (tmp_path / "benchmark.md").read_text()
+    assert "Speed and memory" in md and "Dice after k simulated clicks" in md
+    for png in ("speed.png", "latency.png", "interactive.png"):
+        assert (tmp_path / png).stat().st_size > 0
