@@ -49,24 +49,22 @@ def predictor(bundled_weights):
     return Predictor.from_file(bundled_weights, "cpu")
 
 
-@pytest.fixture(scope="session")
-def ct_internal():
-    """The bundled real CT and its reference labels, internal order, plus spacing."""
+def _sample_internal(kind: str):
     from napari_s2vnet.data.io import read_volume
     from napari_s2vnet.data.samples import sample_path
 
-    img = read_volume(sample_path("ct"))
-    lab = read_volume(sample_path("ct_labels"))
+    img = read_volume(sample_path(kind))
+    lab = read_volume(sample_path(f"{kind}_labels"))
     g = img.geometry
     return g.to_internal(img.array), np.rint(g.to_internal(lab.array)).astype(np.int32), g.internal_spacing
+
+
+@pytest.fixture(scope="session")
+def ct_internal():
+    """The bundled real CT, its reference labels (internal order) and the internal spacing."""
+    return _sample_internal("ct")
 
 
 @pytest.fixture(scope="session")
 def mr_internal():
-    from napari_s2vnet.data.io import read_volume
-    from napari_s2vnet.data.samples import sample_path
-
-    img = read_volume(sample_path("mr"))
-    lab = read_volume(sample_path("mr_labels"))
-    g = img.geometry
-    return g.to_internal(img.array), np.rint(g.to_internal(lab.array)).astype(np.int32), g.internal_spacing
+    return _sample_internal("mr")

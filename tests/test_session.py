@@ -157,3 +157,18 @@ def test_undo_memory_is_bounded(predictor, ct_internal):
     assert s.state.dropped_rounds >= 2
     assert s.state.undo_bytes <= (64 << 10) or s.state.rounds == 1
     assert s.undo()  # the newest round is always kept
+
+
+def test_connected_to_drops_distant_lookalikes():
+    from napari_s2vnet.inference.session import connected_to, keep_clicked
+
+    prev = np.zeros((20, 20), bool)
+    prev[2:6, 2:6] = True
+    mask = np.zeros((20, 20), bool)
+    mask[3:7, 3:7] = True  # continues the previous slice's object
+    mask[14:18, 14:18] = True  # a look-alike far away
+    kept = connected_to(mask, prev)
+    assert kept[4, 4] and not kept[15, 15]
+    assert np.array_equal(connected_to(mask, np.zeros_like(prev)), mask)  # not seen yet: keep all
+    assert np.array_equal(keep_clicked(mask, [(15, 15)]), mask & (np.arange(20)[:, None] > 10))
+    assert keep_clicked(mask, [(10, 10)]).sum() == 16  # no component holds the click: the nearest one

@@ -1,8 +1,14 @@
 """Automatic segmentation: learned class centres propagated through the volume from a start slice.
 
-The start slice (by default the slice whose body area is the median-largest, i.e. a well-filled
-slice in the middle of the scan) is decoded from the learned class embeddings; its refined centres
-then initialise the neighbours, outward in both directions, with recurrent centroid aggregation.
+The start slice (a well-filled slice near the middle of the scan) is decoded from the learned class
+embeddings; its refined centres then initialise the neighbours, outward in both directions, with
+recurrent centroid aggregation (classes absent on the last slice restart from their embedding).
+
+``fuse_anchor`` (default on, our choice): every slice is also decoded from the learned embeddings
+alone, and the two sets of class probabilities are averaged before the argmax. Only the propagated
+centres travel to the next slice. On the bundled CT this keeps the benefit of propagation for small
+structures while stopping a propagated centre (e.g. colon) from drifting onto an organ that appears
+later in the chain (e.g. the bladder); docs/benchmarks.md reports all three variants.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ def outward_order(start: int, z_count: int) -> tuple[list[int], list[int]]:
 @torch.inference_mode()
 def auto_slices(
     model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes: Iterable[int] | None = None,
-    start: int | None = None,
+    start: int | None = None, fuse_anchor: bool = True,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(z, labels (Y, X) uint16)`` in propagation order: start, then up, then down."""
     ids = np.array((0,) + model.config.class_ids, dtype=np.uint16)
@@ -50,23 +56,30 @@ def auto_slices(
     num_groups = model.config.num_classes + 1
     up, down = outward_order(start, z_count)
 
-    def labels_of(out) -> np.ndarray:
-        scores = prepared.to_input(slice_scores(out, anchors.groups, valid, num_groups))
-        return ids[scores[0].argmax(0).cpu().numpy()]
+    def labels_of(out, feats=None) -> np.ndarray:
+        """Labels of a decoded slice; with ``feats``, fused with a decode from the embeddings."""
+        scores = slice_scores(out, anchors.groups, valid, num_groups)
+        if feats is not None and fuse_anchor and model.config.use_propagation:
+            fresh = model.decode(feats, anchors.centres, valid)
+            scores = scores + slice_scores(fresh, anchors.groups, valid, num_groups)
+        return ids[prepared.to_input(scores)[0].argmax(0).cpu().numpy()]
 
-    first = model.decode(cache.get(start, up[:4] + down[:4]), anchors.centres, valid)
-    yield start, labels_of(first)
+    feats = cache.get(start, up[:4] + down[:4])
+    first = model.decode(feats, anchors.centres, valid)
+    yield start, labels_of(first)  # decoded from the embeddings already: nothing to fuse
     for order in (up, down):
         history, present = [first.centres], model.presence(first, anchors)
         for i, z in enumerate(order):
             init = model.next_init(anchors.centres, history, present)
-            out = model.decode(cache.get(z, order[i + 1 : i + 16]), init, valid)
+            feats = cache.get(z, order[i + 1 : i + 16])
+            out = model.decode(feats, init, valid)
             history, present = (history + [out.centres])[-model.config.history :], model.presence(out, anchors)
-            yield z, labels_of(out)
+            yield z, labels_of(out, feats)
 
 
-def auto_volume(model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes=None, start=None) -> np.ndarray:
+def auto_volume(model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes=None, start=None,
+                fuse_anchor: bool = True) -> np.ndarray:
     labels = np.zeros(prepared.shape, np.uint16)
-    for z, lab in auto_slices(model, prepared, cache, classes, start):
+    for z, lab in auto_slices(model, prepared, cache, classes, start, fuse_anchor):
         labels[z] = lab
     return labels

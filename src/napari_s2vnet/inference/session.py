@@ -14,8 +14,9 @@ How a round of clicks becomes labels:
 * ``propagate`` carries those centres outward, both directions, with recurrent centroid aggregation.
   A class is rewritten only inside its *region*: the slices for which this round's slice is the
   nearest slice clicked for that class (ties go to the newer click), so corrections elsewhere are
-  kept. In a direction a class stops when its objectness drops below 0.5 or its mask vanishes;
-  the rest of its region is cleared of it.
+  kept. A slice gets the class where its objectness is at least 0.5 and its mask is not empty; in
+  a direction the class stops after 2 consecutive empty slices, and the rest of its region is
+  cleared of it.
 * Newest wins where classes overlap, except voxels of ``locked`` labels, which are never written.
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.auto import auto_slices
@@ -34,6 +36,7 @@ from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionStat
 from napari_s2vnet.model.clicks import ClickBatch
 
 OBJECTNESS_STOP = 0.5
+STOP_AFTER = 2  # consecutive empty slices after which a propagated class stops
 
 
 @dataclass
@@ -45,6 +48,34 @@ class _Pass:
     anchors: object  # model Anchors
     first_centres: torch.Tensor
     regions: dict[int, tuple[int, int]]  # label -> inclusive slice range it may rewrite
+
+
+def connected_to(mask: np.ndarray, previous: np.ndarray, reach: int = 2) -> np.ndarray:
+    """Connected components of ``mask`` that touch ``previous`` dilated by ``reach`` pixels.
+
+    With an empty ``previous`` (the class is not seen yet in this direction) ``mask`` is kept whole.
+    """
+    if not previous.any() or not mask.any():
+        return mask
+    comps, n = ndimage.label(mask)
+    if n == 0:
+        return mask
+    near = ndimage.binary_dilation(previous, iterations=reach)
+    keep = np.unique(comps[near & mask])
+    return np.isin(comps, keep[keep > 0])
+
+
+def keep_clicked(mask: np.ndarray, points: list[tuple[int, int]]) -> np.ndarray:
+    """Connected components of ``mask`` holding one of ``points`` (the nearest one if none does)."""
+    if not points or not mask.any():
+        return mask
+    comps, n = ndimage.label(mask)
+    hits = {int(comps[y, x]) for y, x in points if comps[y, x] > 0}
+    if not hits:
+        dist, (iy, ix) = ndimage.distance_transform_edt(comps == 0, return_indices=True)
+        y, x = min(points, key=lambda pt: dist[pt])
+        hits = {int(comps[iy[y, x], ix[y, x]])}
+    return np.isin(comps, list(hits))
 
 
 class Session:
@@ -253,7 +284,11 @@ class Session:
     def _start_pass(self, z: int, labels: list[int]) -> np.ndarray:
         anchors = self._anchors(labels)
         out, groups, _ = self._decode_labels(z, anchors.centres, anchors, len(labels) + 1, (z + 1, z - 1))
-        writes = {label: groups == g for g, label in enumerate(labels, start=1)}
+        writes = {}
+        for g, label in enumerate(labels, start=1):
+            points = [(r.click.y, r.click.x) for r in self._clicks
+                      if r.click.label == label and r.click.positive and r.click.z == z]
+            writes[label] = keep_clicked(groups == g, points)
         new = self._paint(z, writes)
         self._pending.append(_Pass(z, labels, anchors, out.centres, {label: self._region(label, z) for label in labels}))
         return new
@@ -261,30 +296,52 @@ class Session:
     # ------------------------------------------------------------------ propagation
     @torch.inference_mode()
     def _direction(self, p: _Pass, step: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Carry one pass outward in one direction, inside each class's region.
+
+        A class is painted where its objectness is at least 0.5 and its mask is not empty; once it
+        has been seen, only the parts of its mask that touch its mask on the previous slice are
+        kept (:func:`connected_to`), so it cannot jump to a distant look-alike structure. Once it
+        has been seen in this direction and then missed on ``STOP_AFTER`` consecutive slices, it
+        stops and the rest of its region is cleared of it. A class absent on the last slice restarts
+        from its click anchor (as in automatic mode), so a pass that starts beside an organ (a
+        negative click just past its end, say) still finds it.
+        """
         nb = self.model.config.num_background
         history = [p.first_centres]
-        active = {label for label in p.labels if p.regions[label][0] <= p.start + step <= p.regions[label][1]}
+        start_labels = self._labels[p.start]
+        previous = {label: start_labels == label for label in p.labels}
+        seen = {label: bool(previous[label].any()) for label in p.labels}
+        misses = dict.fromkeys(p.labels, 0)
+        present = torch.ones_like(p.anchors.valid)
+        for g, label in enumerate(p.labels, start=1):
+            present[:, nb + g - 1] = seen[label]
         z = p.start + step
+        active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
         while active and 0 <= z < self.shape[0]:
-            init = self.model.next_init(p.anchors.centres, history)
+            init = self.model.next_init(p.anchors.centres, history, present)
             ahead = tuple(range(z + step, z + 8 * step, step))
             out, groups, obj = self._decode_labels(z, init, p.anchors, len(p.labels) + 1, ahead)
             history = (history + [out.centres])[-self.model.config.history :]
+            present = self.model.presence(out, p.anchors)
             writes: dict[int, np.ndarray | None] = {}
             for g, label in enumerate(p.labels, start=1):
                 if label not in active:
                     continue
-                mask = groups == g
-                if obj[nb + g - 1] < OBJECTNESS_STOP or not mask.any():
+                mask = connected_to(groups == g, previous[label])
+                found = obj[nb + g - 1] >= OBJECTNESS_STOP and mask.any()
+                if found:
+                    previous[label] = mask
+                present[:, nb + g - 1] = bool(found)
+                writes[label] = mask if found else None
+                seen[label] |= bool(found)
+                misses[label] = 0 if found else misses[label] + 1
+                if seen[label] and misses[label] >= STOP_AFTER:
                     active.discard(label)
                     lo, hi = p.regions[label]
-                    rest = range(z, hi + 1) if step > 0 else range(z, lo - 1, -1)
+                    rest = range(z + step, hi + 1) if step > 0 else range(z + step, lo - 1, -1)
                     for zz in rest:  # the class ended: clear it from the rest of its region
-                        if zz != z and (self._labels[zz] == label).any():
+                        if (self._labels[zz] == label).any():
                             yield zz, self._paint(zz, {label: None})
-                    writes[label] = None
-                else:
-                    writes[label] = mask
             yield z, self._paint(z, writes)
             z += step
             active = {label for label in active if p.regions[label][0] <= z <= p.regions[label][1]}
