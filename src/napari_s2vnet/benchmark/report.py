@@ -90,7 +90,7 @@ def goals(head: dict[str, Any], sections: dict[str, Any]) -> list[dict[str, Any]
                      "gap": None if p95 <= 50 else f"{p95 - 50:.0f} ms over ({p95 / 50:.1f}x)"})
     dice = head.get("dice_auto") or {}
     base = dice.get("dynunet")
-    for ours in [m for m in dice if m.startswith("s2vnet") and m in ("s2vnet_bundled", "s2vnet_full")]:
+    for ours in [m for m in dice if m.startswith("s2vnet") and m in ("s2vnet", "s2vnet_full")]:
         if not base:
             continue
         for case in ("phantoms_heldout_mean", "ct_bundled"):
@@ -163,7 +163,8 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
                 "(interpreter, imports, model and volume loading included). Peak RSS = the process's kernel "
                 "high-water mark; ΔRSS = increase during the segmentation call.", ""]
         for vol, res in s["volumes"].items():
-            out += [f"### {vol}: {res['description']}", "",
+            reps = ", ".join(f"{m} ×{n}" for m, n in res.get("repeats", {}).items())
+            out += [f"### {vol}: {res['description']}", "", f"Runs (fresh processes): {reps}.", "",
                     f"3D baselines work at {tuple(res.get('baseline_spacing_zyx_mm', []))} mm (z, y, x); "
                     f"our model keeps the slices and works at its in-plane spacing.", ""]
             rows = []

@@ -40,8 +40,8 @@ class BenchConfig:
     volumes: tuple[str, ...] = ("ct_bundled", "synthetic_large")
     synthetic_shape: tuple[int, int, int] = (300, 512, 512)
     synthetic_spacing: tuple[float, float, float] = (1.5, 0.8, 0.8)
-    repeats_ours: int = 5
-    repeats_3d: int = 3
+    repeats_ours: int | dict[str, int] = 5  # an int, or {volume: repeats}
+    repeats_3d: int | dict[str, int] = 3
     roi: tuple[int, int, int] = (96, 96, 96)
     overlap: float = 0.5
     sw_batch: dict[str, int] = field(default_factory=lambda: {"swinunetr": 4, "dynunet": 1})
@@ -168,7 +168,7 @@ def section_speed(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
 
     threads = cfg.threads
     result: dict[str, Any] = {"volumes": {}, "profile": {}, "threads": threads, "device": cfg.device,
-                              "repeats_text": f"{cfg.repeats_ours} runs of ours and {cfg.repeats_3d} of each 3D baseline, each in a fresh process",
+                              "repeats_text": "the repeats given per volume (each run in a fresh process)",
                               "baseline_settings": {"roi": list(cfg.roi), "overlap": cfg.overlap, "sw_batch": cfg.sw_batch,
                                                     "target_spacing_mm": list(cfg.target_spacing),
                                                     "swin_feature_size": cfg.swin_feature_size}}
@@ -183,7 +183,7 @@ def section_speed(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
                 "weights": cfg.weights if cfg.weights else str(_bundled_path())}
         if cfg.weights == "random":
             ours["class_names"] = {str(k): v for k, v in predictor.class_names.items()}
-        methods["s2vnet"] = speed.measure(ours, cfg.repeats_ours, cfg.timeout_s, log)
+        methods["s2vnet"] = speed.measure(ours, _repeats(cfg.repeats_ours, vol), cfg.timeout_s, log)
         target = list(cfg.target_spacing)
         if cfg.baseline_grid == "ours":  # the very voxels our model sees: slices kept, in-plane at our spacing
             target = [float(spacing[0]), predictor.config.pixel_spacing_mm, predictor.config.pixel_spacing_mm]
@@ -194,11 +194,22 @@ def section_speed(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
                                  "target_spacing": target, "feature_size": cfg.swin_feature_size,
                                  "class_ids": class_ids,
                                  "weights": str(trained) if trained is not None and trained.exists() else None}}
-            methods[base] = speed.measure(spec, cfg.repeats_3d, cfg.timeout_s, log)
-        result["volumes"][vol] = {"description": desc, "baseline_spacing_zyx_mm": target, "shape_zyx": list(image.shape), "spacing_zyx_mm": list(spacing),
+            methods[base] = speed.measure(spec, _repeats(cfg.repeats_3d, vol), cfg.timeout_s, log)
+        result["volumes"][vol] = {"repeats": {m: len(r["runs"]) for m, r in methods.items()}, "description": desc, "baseline_spacing_zyx_mm": target, "shape_zyx": list(image.shape), "spacing_zyx_mm": list(spacing),
                                   "methods": methods, "compare": speed.compare(methods)}
         result["profile"][vol] = speed.profile_auto(predictor, image, spacing, modality)
     return result
+
+
+def _repeats(value: int | dict[str, int], volume: str) -> int:
+    return int(value.get(volume, 1)) if isinstance(value, dict) else int(value)
+
+
+def _parse_repeats(text: str) -> int | dict[str, int]:
+    """``3`` or ``ct_bundled=3,synthetic_large=1``."""
+    if "=" not in text:
+        return int(text)
+    return {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(",") if item.strip())}
 
 
 def _bundled_path() -> Path:
@@ -281,7 +292,7 @@ def section_accuracy(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
     budget = training.get("budget_s")
     models: dict[str, Any] = {}
     class_ids = list(predictor.config.class_ids)
-    models["s2vnet_bundled" if not cfg.weights else "s2vnet"] = {
+    models["s2vnet"] = {
         "data": _describe_ours(predictor, cfg), "auto": accuracy.evaluate_auto(accuracy.ours_segmenter(predictor), class_ids, cases)}
     full = train_dir / "s2vnet_full" / "weights.safetensors"
     if full.exists():
@@ -394,8 +405,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="our weights (.safetensors); default bundled; 'random' = untrained")
     p.add_argument("--sections", default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--baselines", default=None, help="comma-separated: swinunetr,dynunet")
-    p.add_argument("--repeats", type=int, default=None, help="runs per 3D baseline measurement (ours: --repeats-ours)")
-    p.add_argument("--repeats-ours", type=int, default=None)
+    p.add_argument("--repeats", default=None,
+                   help="runs per 3D baseline measurement: N, or per volume ct_bundled=3,synthetic_large=1")
+    p.add_argument("--repeats-ours", default=None, help="runs per measurement of ours (same forms)")
     p.add_argument("--volumes", default=None, help="comma-separated: ct_bundled,synthetic_large")
     p.add_argument("--synthetic-shape", default=None, help="Z,Y,X of the synthetic volume (default 300,512,512)")
     p.add_argument("--baseline-grid", choices=["training", "ours"], default="training",
@@ -427,9 +439,9 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     if args.baselines:
         kw["baselines"] = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     if args.repeats:
-        kw["repeats_3d"] = args.repeats
+        kw["repeats_3d"] = _parse_repeats(args.repeats)
     if args.repeats_ours:
-        kw["repeats_ours"] = args.repeats_ours
+        kw["repeats_ours"] = _parse_repeats(args.repeats_ours)
     if args.volumes:
         kw["volumes"] = tuple(v.strip() for v in args.volumes.split(","))
     if args.synthetic_shape:

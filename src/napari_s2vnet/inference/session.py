@@ -218,11 +218,15 @@ class Session:
             record = ClickRecord(c, rnd.index, raw)
             rnd.clicks_added.append(record)
             self._clicks.append(record)
-        self._pending = []
+        unfinished, self._pending = self._pending, []
         out: dict[int, np.ndarray] = {}
         for z in sorted({c.z for c in clicks}):
             labels = sorted({c.label for c in clicks if c.z == z})
             out[z] = self._start_pass(z, labels)
+        for p in unfinished:  # a propagation cut short by these clicks finishes inside this round
+            labels = [label for label in p.labels if not any(c.z == p.start and c.label == label for c in clicks)]
+            if labels:
+                self._start_pass(p.start, labels)
         return out
 
     def _anchors(self, labels: list[int]):
@@ -359,15 +363,17 @@ class Session:
             self._new_round("clicks")
             self._pending = []
             self._start_pass(int(start), labels)
-        # each head: [next slice, step, generator]
-        heads: list[list] = [[p.start + s, s, self._direction(p, s)] for p in self._pending for s in (1, -1)]
-        self._pending = []
+        # each head: [next slice, step, generator, pass]; a pass stays pending until both its
+        # directions are done, so clicks that cut this generator short can finish it (add_clicks)
+        heads: list[list] = [[p.start + s, s, self._direction(p, s), p] for p in self._pending for s in (1, -1)]
         while heads:
             target = self.focus
             idx = 0 if target is None else min(range(len(heads)), key=lambda i: abs(heads[i][0] - target))
             item = next(heads[idx][2], None)
             if item is None:
-                heads.pop(idx)
+                done = heads.pop(idx)[3]
+                if not any(h[3] is done for h in heads) and done in self._pending:
+                    self._pending.remove(done)
                 continue
             heads[idx][0] = item[0] + heads[idx][1]
             yield item
@@ -403,6 +409,25 @@ class Session:
         self._clicks = [r for r in self._clicks if r.click.label != label]
         for z in np.flatnonzero((self._labels == label).reshape(self.shape[0], -1).any(1)):
             self._paint(int(z), {label: None})
+        self._close_round()
+
+    @torch.inference_mode()
+    def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Click], rounds: Iterable[int] | None = None) -> None:
+        """Put saved work back (e.g. an autosave) as one round: labels as they were, clicks in effect.
+
+        The clicks' features are sampled again on this image; nothing is decoded or propagated.
+        """
+        clicks = [self._check(c) for c in clicks]
+        rounds = list(rounds) if rounds is not None else [0] * len(clicks)
+        self.set_labels(labels_zyx)
+        rnd = self._undo[-1] if self._undo and self._undo[-1].kind == "edit" else self._new_round("edit")
+        hw = tuple(self.prepared.net.shape[-2:])
+        for c, r in zip(clicks, rounds):
+            pt = torch.tensor([[self.prepared.to_net(c.y, c.x)]], dtype=torch.float32, device=self.device)
+            record = ClickRecord(c, int(r), self.model.sample_clicks(self.cache.get(c.z), pt, hw)[0, 0].clone())
+            rnd.clicks_added.append(record)
+            self._clicks.append(record)
+        self._round_counter = max([self._round_counter, *rounds]) if rounds else self._round_counter
         self._close_round()
 
     def set_labels(self, labels_zyx: np.ndarray) -> None:

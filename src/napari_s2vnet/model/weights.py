@@ -40,6 +40,7 @@ def save_weights(model: S2VNet, path: str | Path, train_info: dict | None = None
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
+    tmp.chmod(0o644)
     tmp.replace(path)
     return path
 
