@@ -127,8 +127,13 @@ class ScriptedSession:
         for c in clicks:
             self._clicks.append(c)
             out[c.z] = self._disc(c.z, c.y, c.x, self.radius, c.label if c.positive else None)
-        self._pending = [c for c in clicks if c.positive]
+        unfinished = [c for c in self._pending if not any(n.z == c.z and n.label == c.label for n in clicks)]
+        self._pending = [c for c in clicks if c.positive] + unfinished  # a cut-short round finishes here
         return out
+
+    @property
+    def pending(self) -> list[tuple[int, list[int]]]:
+        return [(c.z, [c.label]) for c in self._pending]
 
     def add_click(self, z, y, x, label, positive=True) -> np.ndarray:
         return self.add_clicks([Click(z, y, x, label, positive)])[z]
@@ -137,9 +142,8 @@ class ScriptedSession:
         if start is not None:
             self._new_round()
             self._pending = [c for c in self._clicks if c.z == start and c.positive]
-        pending, self._pending = self._pending, []
         heads = []
-        for c in pending:
+        for c in list(self._pending):  # a click stays pending until both its directions are done
             for step in (1, -1):
                 heads.append([c.z + step, step, c])
         while heads:
@@ -149,6 +153,8 @@ class ScriptedSession:
             r = self.radius - abs(z - c.z) / 2
             if r < 1 or not 0 <= z < self.shape[0]:
                 heads.pop(i)
+                if not any(h[2] is c for h in heads) and c in self._pending:
+                    self._pending.remove(c)
                 continue
             time.sleep(self.delay)
             heads[i][0] = z + step

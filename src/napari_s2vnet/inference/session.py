@@ -107,6 +107,11 @@ class Session:
         view.flags.writeable = False
         return view
 
+    @property
+    def pending(self) -> list[tuple[int, list[int]]]:
+        """Passes not yet fully propagated: ``(start slice, labels)``."""
+        return [(p.start, list(p.labels)) for p in self._pending]
+
     def clicks(self) -> list[Click]:
         return [r.click for r in self._clicks]
 

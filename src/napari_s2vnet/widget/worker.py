@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from qtpy.QtCore import QObject, Signal
 
+from napari_s2vnet.errors import InputError
+
 #: task kinds that supersede running propagation and yield feature caching
 INTERACTIVE = frozenset({"round", "propagate", "auto", "undo", "redo", "remove_class", "set_labels"})
 
@@ -114,7 +116,6 @@ class ModelWorker(QObject):
         self._session_token = -1
         self._features_ready = False
         self._stop_features = False
-        self._unfinished: dict[int, set[int]] = {}  # start slice -> classes whose propagation was cut
         self._last_round: dict[int, set[int]] = {}  # start slice -> classes of the last round
         self._thread = threading.Thread(target=self._run, name="s2vnet-model", daemon=True)
         self._thread.start()
@@ -261,7 +262,6 @@ class ModelWorker(QObject):
         self.session = None
         self.session = self.predictor.session(image, spacing, modality=modality)
         self._session_token = task.token
-        self._unfinished = {}
         self._last_round = {}
         self._features_ready = False
         if labels is not None and np.any(labels):
@@ -314,12 +314,9 @@ class ModelWorker(QObject):
     def _done(self, task: _Task, kind: str, cancelled: bool = False, changed: bool = True, error: str = "") -> None:
         info = {"clicks": _clicks_as_dicts(self.session.clicks()), "cancelled": cancelled, "changed": changed,
                 "error": error}
-        if kind in ("undo", "redo", "remove_class", "auto", "set_labels"):
-            self._unfinished = {}
         self.task_done.emit(task.token, kind, info)
 
     def _do_round(self, task: _Task) -> None:
-        from napari_s2vnet.errors import InputError
         from napari_s2vnet.inference.state import Click
 
         clicks = [Click(c.z, c.y, c.x, c.label, c.positive) for c in task.payload]
@@ -337,38 +334,30 @@ class ModelWorker(QObject):
         if not task.extra.get("propagate", True):
             self._done(task, "round")
             return
-        self._propagate(task, "round", starts)
+        self._propagate(task, "round")
 
-    def _propagate(self, task: _Task, kind: str, starts: dict[int, set[int]]) -> None:
-        """Run the session's pending propagation, then re-propagate what an earlier, superseded round
-        left unfinished (the Session drops the pending passes of a round when a new one starts)."""
+    def _propagate(self, task: _Task, kind: str) -> None:
+        """Run the session's pending propagation. Passes that a newer round cut short are finished
+        by the Session inside that newer round, so nothing is re-queued here."""
         finished = self._run_steps(task, "propagate", self.session.propagate())
-        if finished:
-            for z, labels in sorted(self._unfinished.items()):
-                if labels <= starts.get(z, set()):
-                    continue
-                if self._superseded(task):
-                    finished = False
-                    break
-                try:
-                    steps = self.session.propagate(start=z)
-                except Exception:  # its clicks were undone or removed meanwhile
-                    continue
-                self._emit_slices(task, "round", {z: self.session.labels()[z]})
-                if not self._run_steps(task, "propagate", steps):
-                    finished = False
-                    break
-        if finished:
-            self._unfinished = {}
-        else:
-            for z, labels in starts.items():
-                self._unfinished.setdefault(z, set()).update(labels)
         self._done(task, kind, cancelled=not finished)
 
     def _do_propagate(self, task: _Task) -> None:
-        if not self._unfinished and self._last_round:  # nothing pending: re-run the last round
-            self._unfinished = {z: set(l) for z, l in self._last_round.items()}
-        self._propagate(task, "propagate", {})
+        """The Propagate button: finish pending passes; with none, re-run the last round's slices."""
+        if self.session.pending:
+            self._propagate(task, "propagate")
+            return
+        finished = True
+        for z in sorted(self._last_round):
+            try:
+                steps = self.session.propagate(start=z)
+            except InputError:  # its clicks were undone or removed meanwhile
+                continue
+            self._emit_slices(task, "round", {z: self.session.labels()[z]})
+            if not self._run_steps(task, "propagate", steps):
+                finished = False
+                break
+        self._done(task, "propagate", cancelled=not finished)
 
     def _do_auto(self, task: _Task) -> None:
         classes = task.payload
