@@ -238,8 +238,11 @@ def test_autosave_and_restore(qtbot, dock_factory, make_napari_viewer, tmp_path)
         assert {e.label: e.name for e in dock2.classes.entries.values()} == {5: "liver", 2: "lesion"}
         assert dock2.classes.entries[2].color == [0.1, 0.9, 0.2, 1.0]
         assert len(viewer2.layers["S2VNet: liver"].data) == 1
-        # the session got the restored labels: a new round starts from them
+        # the session got the restored labels and clicks: a new round starts from them
         np.testing.assert_array_equal(dock2.worker.session.labels(), saved)
+        in_effect = sorted(c.label for c in dock2.worker.session.clicks())
+        assert 5 in in_effect and dock2.restored_clicks == []
+        assert sorted(c["label"] for c in dock2.clicks) == in_effect
     finally:
         dock2.cleanup()
     # a different image does not match the autosave

@@ -188,6 +188,10 @@ class ScriptedSession:
         self._new_round()
         self._labels[...] = labels_zyx
 
+    def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Click], rounds=None) -> None:
+        self.set_labels(labels_zyx)
+        self._clicks.extend(clicks)
+
 
 class ScriptedPredictor:
     """Stand-in for ``Predictor``: classes spleen (1) and liver (5); sessions are ScriptedSession."""

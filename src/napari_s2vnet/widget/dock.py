@@ -466,6 +466,9 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         if token != self.token:
             return
         self.clicks = list(info.get("clicks", []))
+        if kind == "restore":  # the restored clicks are now the session's own
+            self.restored_clicks = []
+            self.classes.set_clicks(self.clicks)
         self._close_progress("propagate" if kind in ("round", "propagate") else kind)
         if kind in ("undo", "redo", "remove_class") or info.get("error"):
             self.classes.set_clicks(self.clicks + self.restored_clicks + [self._spec_dict(c) for c in self.pending])
@@ -480,7 +483,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
             self._refresh_labels()
         done = "cancelled (superseded)" if info.get("cancelled") else "done"
         self._set_status(f"{kind} {done}; round {self.rounds}")
-        if kind != "set_labels":
+        if kind not in ("set_labels", "restore"):
             self.schedule_autosave()
 
     @staticmethod

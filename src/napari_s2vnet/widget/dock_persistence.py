@@ -108,11 +108,11 @@ class DockPersistence:
             self.classes.add_class(entry.name, entry.label, entry.color, create_points=False)
         self.labels_layer.data[...] = labels
         self.labels_layer.refresh()
-        self.restored_clicks = list(state.clicks)
+        self.restored_clicks = list(state.clicks)  # shown at once; in effect once the session has them
         self.classes.set_clicks(self.restored_clicks)
         self.rounds = state.rounds
         if self.token >= 0:
-            self.worker.submit("set_labels", (labels, self.locked_labels()))
+            self.worker.submit("restore", (labels, list(state.clicks), self.locked_labels()))
         self.restore_row.setVisible(False)
         self._set_status(f"restored the autosave from {self.sidecar}")
         return True

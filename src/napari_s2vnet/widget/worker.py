@@ -26,7 +26,7 @@ from qtpy.QtCore import QObject, Signal
 from napari_s2vnet.errors import InputError
 
 #: task kinds that supersede running propagation and yield feature caching
-INTERACTIVE = frozenset({"round", "propagate", "auto", "undo", "redo", "remove_class", "set_labels"})
+INTERACTIVE = frozenset({"round", "propagate", "auto", "undo", "redo", "remove_class", "set_labels", "restore"})
 
 
 @dataclass
@@ -388,6 +388,18 @@ class ModelWorker(QObject):
         if locked is not None:
             self.session.locked = set(int(v) for v in locked)
         self._done(task, "set_labels")
+
+    def _do_restore(self, task: _Task) -> None:
+        """An autosave back in effect: its labels, and its clicks (features sampled again)."""
+        from napari_s2vnet.inference.state import Click
+
+        labels, clicks, locked = task.payload
+        restored = [Click(int(c["z"]), int(c["y"]), int(c["x"]), int(c["label"]), bool(c.get("positive", True)))
+                    for c in clicks]
+        self.session.restore(np.asarray(labels, dtype=np.uint16), restored)
+        if locked is not None:
+            self.session.locked = set(int(v) for v in locked)
+        self._done(task, "restore")
 
     def _do_locked(self, task: _Task) -> None:
         self.session.locked = set(int(v) for v in task.payload)
