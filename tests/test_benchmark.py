@@ -55,7 +55,7 @@ def test_tiny_benchmark_writes_report(tmp_path):
     cfg = BenchConfig.quick_preset(
         out=tmp_path, weights="random", threads=1, synthetic_shape=(12, 40, 40), synthetic_spacing=(3.0, 3.0, 3.0),
         roi=(64, 64, 64), swin_feature_size=12, repeats_ours=1, repeats_3d=1, latency_cases=("synthetic_small",),
-        latency_clicks=4, latency_propagations=1, heldout_phantoms=1, phantom_shape=(12, 48, 48), max_clicks=2,
+        latency_clicks=4, heldout_phantoms=1, phantom_shape=(12, 48, 48), max_clicks=2,
         classes_per_case=2, ablation_classes_per_case=1, accuracy_real=(), command="pytest",
     )
     doc = run_benchmark(cfg, log=lambda *a: None)

@@ -83,3 +83,16 @@ def test_python_m_entry_point():
 
     out = subprocess.run([sys.executable, "-m", "napari_s2vnet", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "segment" in out.stdout and "train" in out.stdout
+
+
+def test_segment_auto_refined_by_clicks(tmp_path, capsys):
+    ct = read_volume(sample_path("ct"))
+    lab = np.rint(read_volume(sample_path("ct_labels")).array).astype(int)
+    ijk = np.argwhere(lab == 1)  # spleen, CT map
+    centre = ijk[np.argmin(((ijk - ijk.mean(0)) ** 2).sum(1))]
+    (tmp_path / "c.json").write_text(json.dumps({"clicks": [{"voxel": centre.tolist(), "label": 500}]}))
+    rc = main(["segment", "sample:ct", "-o", str(tmp_path / "o.nii.gz"), "--clicks", str(tmp_path / "c.json"), "--auto"])
+    assert rc == 0 and "automatic + clicks" in capsys.readouterr().out
+    out = np.asarray(nib.load(tmp_path / "o.nii.gz").dataobj)
+    assert out[tuple(centre)] == 500  # the clicked label with the user's id ...
+    assert len(set(np.unique(out)) - {0, 500}) > 20  # ... on top of the automatic classes

@@ -148,6 +148,12 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
     for note in meta.get("notes", []):
         out.append(f"* {note}")
     out.append("")
+    prov = meta.get("section_provenance") or {}
+    if prov:
+        out += ["Sections in this report and the runs that produced them:", ""]
+        out += _table(["section", "finished (UTC)", "minutes", "threads", "git", "command"],
+                      [[k, v.get("finished_utc"), (v.get("seconds") or 0) / 60, v.get("threads"), v.get("git"),
+                        f"`{v.get('command')}`"] for k, v in prov.items()])
     out += ["## Headline", ""]
     out += _table(["key", "value", "unit"], [[k, doc.get(k) if not isinstance(doc.get(k), dict) else "see below", UNITS[k]]
                                             for k in UNITS if not isinstance(doc.get(k), dict)])
@@ -184,10 +190,12 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
     if "latency" in sec:
         out += ["## 2. Interactive latency (features cached)", ""]
         rows = [[case, r["shape"], r["feature_cache_ms_per_slice"], r["feature_cache_mb"], r["click_ms_p50"], r["click_ms_p95"],
-                 r["click_ms_max"], r["cold_click_ms"], r["propagate_volume_s"], r["propagate_ms_per_slice"]]
+                 r["click_ms_max"], r["cold_click_ms"], r["propagate_volume_s"], r.get("propagate_volume_s_p95"),
+                 r.get("propagate_slices_median"), r["propagate_ms_per_slice"]]
                 for case, r in sec["latency"]["cases"].items()]
         out += _table(["case", "shape (Z,Y,X)", "feature cache ms/slice", "cache MB", "click→slice p50 ms", "p95 ms",
-                       "max ms", "first click, no cache, ms", "click→volume s (median)", "propagation ms/slice"], rows)
+                       "max ms", "first click, no cache, ms", "click→volume s (median)", "click→volume p95 s",
+                       "slices written (median)", "propagation ms/slice"], rows)
         for case, r in sec["latency"]["cases"].items():
             if r.get("click_profile"):
                 out += [f"Where a click's time goes ({case}, cProfile, per click):", ""]

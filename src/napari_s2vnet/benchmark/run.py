@@ -49,8 +49,7 @@ class BenchConfig:
     target_spacing: tuple[float, float, float] = (3.0, 3.0, 3.0)
     baseline_grid: str = "training"  # "training": resample to target_spacing; "ours": our grid (slices kept)
     latency_cases: tuple[str, ...] = ("ct_bundled", "synthetic_large")
-    latency_clicks: int = 40
-    latency_propagations: int = 3
+    latency_clicks: int | dict[str, int] = field(default_factory=lambda: {"ct_bundled": 40, "synthetic_large": 12})
     heldout_phantoms: int = 2
     phantom_shape: tuple[int, int, int] = (48, 128, 128)
     curve_real: tuple[str, ...] = ("ct", "mr")
@@ -71,7 +70,7 @@ class BenchConfig:
     @classmethod
     def quick_preset(cls, **kw) -> BenchConfig:
         base = dict(quick=True, volumes=("synthetic_small",), synthetic_shape=(48, 128, 128), synthetic_spacing=(3.0, 2.0, 2.0),
-                    repeats_ours=2, repeats_3d=1, latency_cases=("ct_bundled",), latency_clicks=20, latency_propagations=2,
+                    repeats_ours=2, repeats_3d=1, latency_cases=("ct_bundled",), latency_clicks=20,
                     heldout_phantoms=1, curve_real=(), max_clicks=3, classes_per_case=3, ablation_classes_per_case=2,
                     timeout_s=600.0)
         base.update(kw)
@@ -235,7 +234,7 @@ def section_latency(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
     for name in cfg.latency_cases:
         image, spacing, modality, gt = _latency_case(cfg, name)
         log(f"latency: {name} {image.shape}")
-        cases[name] = latency(predictor, image, spacing, modality, gt, cfg.latency_clicks, cfg.latency_propagations)
+        cases[name] = latency(predictor, image, spacing, modality, gt, _repeats(cfg.latency_clicks, name))
         log(f"  click p50 {cases[name]['click_ms_p50']:.1f} ms, p95 {cases[name]['click_ms_p95']:.1f} ms, "
             f"volume {cases[name]['propagate_volume_s']:.2f} s")
     return {"cases": cases}
@@ -372,20 +371,31 @@ def run_benchmark(cfg: BenchConfig, log=print) -> dict[str, Any]:
         notes.append("CPU-only run: no GPU was used, so there are no CUDA memory figures.")
     if predictor.model_id == "random":
         notes.append("Our model has RANDOM weights in this run (smoke test): accuracy numbers are meaningless.")
+    git = machine_info(cfg.device, cfg.threads).get("git")
     for name in cfg.sections:
         t0 = time.perf_counter()
         log(f"== {name}")
         result = RUNNERS[name](cfg, predictor, log)
+        if name == "speed":  # volumes measured by an earlier run and not re-measured now are kept
+            for vol in result["volumes"].values():
+                vol["measured_utc"], vol["git"] = _now(), git
+            old = _load_section(out, "speed")
+            for vol, res in ((old or {}).get("volumes") or {}).items():
+                result["volumes"].setdefault(vol, res)
+                if vol not in result["profile"] and vol in old.get("profile", {}):
+                    result["profile"][vol] = old["profile"][vol]
         (out / "sections" / f"{name}.json").write_text(json.dumps(
             {"result": result, "command": cfg.command, "finished_utc": _now(), "seconds": time.perf_counter() - t0,
-             "model_id": predictor.model_id, "quick": cfg.quick}, default=report._json_default, indent=1))
+             "model_id": predictor.model_id, "quick": cfg.quick, "git": git, "threads": cfg.threads},
+            default=report._json_default, indent=1))
     sections, provenance = {}, {}
     for name in SECTIONS:
         path = out / "sections" / f"{name}.json"
         if path.exists():
             raw = json.loads(path.read_text())
             sections[name] = raw["result"]
-            provenance[name] = {k: raw.get(k) for k in ("command", "finished_utc", "seconds", "model_id", "quick")}
+            provenance[name] = {k: raw.get(k) for k in ("command", "finished_utc", "seconds", "model_id", "quick", "git",
+                                                        "threads")}
     meta = {"command": cfg.command, "started_utc": started, "finished_utc": _now(), "quick": cfg.quick,
             "threads": cfg.threads, "model_id": predictor.model_id, "machine": machine_info(cfg.device, cfg.threads),
             "config": dataclasses.asdict(cfg), "section_provenance": provenance, "notes": notes}

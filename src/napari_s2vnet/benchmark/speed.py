@@ -4,8 +4,9 @@ Every measurement runs in a fresh ``python -m napari_s2vnet.benchmark.speed '<sp
 the same thread count (``torch.set_num_threads`` plus ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``), so:
 
 * **whole process**: wall time from spawn to exit (interpreter start, imports, model load, volume
-  load, segmentation, exit) and the process's peak RSS (``ru_maxrss`` from ``os.wait4`` of that
-  child, i.e. the kernel's high-water mark, not a sample);
+  load, segmentation, exit) and the process's peak RSS (the kernel's high-water mark ``VmHWM`` of the
+  worker's own address space, read by the worker before it exits; ``ru_maxrss`` from ``os.wait4`` is
+  kept as ``ru_maxrss_mb`` but not used, since Linux carries the parent's size over into it);
 * **in process**: wall time of the segmentation call alone (volume already in memory, model
   loaded: preprocessing + network + mapping back to the input grid), the peak RSS during that
   call (sampled from ``/proc/self/statm`` every 2 ms by a thread) and, on CUDA, the peak allocated
@@ -79,6 +80,23 @@ def current_rss() -> int:
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
+
+
+def peak_rss_self() -> int | None:
+    """High-water mark of this process's own memory (``VmHWM``, bytes; Linux), None elsewhere.
+
+    Unlike ``ru_maxrss`` of a child (``wait4``), which Linux carries over from the parent at
+    fork/exec (a worker spawned by a 3 GB parent reports at least 3 GB), ``VmHWM`` belongs to the
+    address space created by ``exec``.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 class RssSampler:
@@ -172,7 +190,9 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         if cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
+    hwm = peak_rss_self()
     return {
+        "vm_hwm_mb": None if hwm is None else hwm / MB,
         "inprocess_s": seconds,
         "rss_before_mb": rss.start / MB,
         "rss_peak_mb": rss.peak / MB,
@@ -225,7 +245,9 @@ def run_once(spec: dict[str, Any], timeout_s: float = 3600.0) -> dict[str, Any]:
         tail = "\n".join(text.splitlines()[-15:])
         raise RuntimeError(f"benchmark worker {spec['method']} failed (exit {proc.returncode}):\n{tail}")
     record = json.loads(lines[-1][len(MARKER):])
-    record.update({"process_wall_s": wall, "process_peak_rss_mb": peak, "process_cpu_s": cpu})
+    # whole-process peak: the worker's own VmHWM where available (ru_maxrss inherits the parent's size)
+    record.update({"process_wall_s": wall, "ru_maxrss_mb": peak, "process_cpu_s": cpu,
+                   "process_peak_rss_mb": record.get("vm_hwm_mb") or peak})
     return record
 
 

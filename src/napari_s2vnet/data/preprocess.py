@@ -37,12 +37,24 @@ def _window(vol: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return out
 
 
-def normalize_intensity(vol_zyx: np.ndarray, modality: str) -> np.ndarray:
+def mr_range(vol_zyx: np.ndarray) -> tuple[float, float]:
+    """Robust MR intensity range: percentiles 0.5 / 99.5 (of the non-zero voxels when more than
+    10 % are zero, e.g. a zero background), from at most 2 M evenly spaced samples."""
+    flat = np.asarray(vol_zyx).ravel()
+    values = flat[:: max(1, flat.size // _MAX_PERCENTILE_SAMPLES)].astype(np.float32)
+    nonzero = values[values != 0]
+    if values.size and nonzero.size < 0.9 * values.size and nonzero.size > 0:
+        values = nonzero
+    lo, hi = (np.percentile(values, MR_PERCENTILES) if values.size else (0.0, 1.0))
+    return float(lo), float(hi)
+
+
+def normalize_intensity(vol_zyx: np.ndarray, modality: str, mr_window: tuple[float, float] | None = None) -> np.ndarray:
     """Two-channel float32 ``(2, Z, Y, X)`` model input in ``[0, 1]``.
 
     CT: channel 0 = HU window [-160, 240], channel 1 = HU window [-1000, 1000].
-    MR: percentiles 0.5 / 99.5 of the volume (of its non-zero voxels when more than 10 % are zero,
-    e.g. a zero background) mapped to [0, 1] and clipped; channel 1 is channel 0 ** 0.5.
+    MR: ``mr_window`` (default :func:`mr_range` of this volume) mapped to [0, 1] and clipped;
+    channel 1 is channel 0 ** 0.5. Pass the whole volume's ``mr_window`` to normalise it in chunks.
     """
     vol = np.asarray(vol_zyx, dtype=np.float32)
     if vol.ndim != 3:
@@ -51,12 +63,7 @@ def normalize_intensity(vol_zyx: np.ndarray, modality: str) -> np.ndarray:
     if kind == "CT":
         return np.stack([_window(vol, lo, hi) for lo, hi in CT_WINDOWS])
     if kind in ("MR", "MRI"):
-        flat = vol.ravel()
-        values = flat[:: max(1, flat.size // _MAX_PERCENTILE_SAMPLES)]
-        nonzero = values[values != 0]
-        if values.size and nonzero.size < 0.9 * values.size and nonzero.size > 0:
-            values = nonzero
-        lo, hi = (np.percentile(values, MR_PERCENTILES) if values.size else (0.0, 1.0))
+        lo, hi = mr_window if mr_window is not None else mr_range(vol)
         channel0 = _window(vol, float(lo), float(hi))
         return np.stack([channel0, np.sqrt(channel0)])
     raise InputError(f"unknown modality '{modality}': expected 'CT' or 'MR'")

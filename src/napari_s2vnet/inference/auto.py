@@ -62,7 +62,7 @@ def auto_slices(
         if feats is not None and fuse_anchor and model.config.use_propagation:
             fresh = model.decode(feats, anchors.centres, valid)
             scores = scores + slice_scores(fresh, anchors.groups, valid, num_groups)
-        return ids[prepared.to_input(scores)[0].argmax(0).cpu().numpy()]
+        return ids[prepared.labels_on_input(scores)]
 
     feats = cache.get(start, up[:4] + down[:4])
     first = model.decode(feats, anchors.centres, valid)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_s2vnet.data.preprocess import normalize_intensity, resample_inplane, target_hw
+from napari_s2vnet.data.preprocess import mr_range, normalize_intensity, resample_inplane, target_hw
 from napari_s2vnet.model.cluster_decoder import DecoderOutput
 from napari_s2vnet.model.s2vnet import S2VNet, group_probabilities
 
@@ -36,18 +36,36 @@ class PreparedImage:
         sy, sx = self.scale
         return (y + 0.5) * sy - 0.5, (x + 0.5) * sx - 0.5
 
-    def to_input(self, scores: torch.Tensor) -> torch.Tensor:
-        """``(B, G, H/2, W/2)`` scores -> ``(B, G, Y, X)`` on the input grid (bilinear)."""
+    def labels_on_input(self, scores: torch.Tensor) -> np.ndarray:
+        """``(1, G, H/2, W/2)`` scores -> ``(Y, X)`` group index: bilinear scores, then argmax.
+
+        Only the groups that win somewhere at the network's resolution are carried to the input
+        grid (a group that wins nowhere there cannot win between those pixels in practice), which
+        keeps large in-plane grids cheap.
+        """
         h, w = self.hw
         pad_h, pad_w = self.net.shape[-2:]
-        full = F.interpolate(scores, size=(pad_h, pad_w), mode="bilinear", align_corners=False)[..., :h, :w]
-        return F.interpolate(full, size=self.shape[1:], mode="bilinear", align_corners=False)
+        full = F.interpolate(scores, size=(pad_h, pad_w), mode="bilinear", align_corners=False)[0, :, :h, :w]
+        if (h, w) == tuple(self.shape[1:]):
+            return full.argmax(0).cpu().numpy()
+        winners = torch.unique(full.argmax(0))
+        big = F.interpolate(full[winners][None], size=self.shape[1:], mode="bilinear", align_corners=False)[0]
+        return winners[big.argmax(0)].cpu().numpy()
 
 
-def prepare_image(image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str, target_mm: float) -> PreparedImage:
+def prepare_image(image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str, target_mm: float,
+                  chunk: int = 32) -> PreparedImage:
+    """Normalise and resample slice chunks (memory stays at one chunk of the input in float32)."""
+    z_count = image_zyx.shape[0]
     hw = target_hw(image_zyx.shape[1:], tuple(spacing_zyx[1:]), target_mm)
-    norm = resample_inplane(normalize_intensity(image_zyx, modality), hw, "linear")  # (C, Z, h, w)
-    return from_normalized(norm, tuple(int(s) for s in image_zyx.shape))
+    window = mr_range(image_zyx) if str(modality).upper() in ("MR", "MRI") else None
+    pad_h, pad_w = (-hw[0]) % 16, (-hw[1]) % 16
+    net = torch.zeros(z_count, 2, hw[0] + pad_h, hw[1] + pad_w)
+    for z0 in range(0, z_count, chunk):
+        norm = normalize_intensity(image_zyx[z0 : z0 + chunk], modality, window)
+        small = resample_inplane(norm, hw, "linear")  # (C, z, h, w)
+        net[z0 : z0 + chunk, :, : hw[0], : hw[1]] = torch.from_numpy(np.ascontiguousarray(small)).permute(1, 0, 2, 3)
+    return PreparedImage(net, tuple(int(s) for s in image_zyx.shape), hw)
 
 
 def from_normalized(norm: np.ndarray, shape: tuple[int, int, int]) -> PreparedImage:

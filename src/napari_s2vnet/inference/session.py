@@ -273,8 +273,7 @@ class Session:
 
     def _decode_labels(self, z: int, centres: torch.Tensor, anchors, n_groups: int, ahead=()):
         out = self.model.decode(self.cache.get(z, ahead), centres, anchors.valid)
-        scores = self.prepared.to_input(slice_scores(out, anchors.groups, anchors.valid, n_groups))[0]
-        groups = scores.argmax(0).cpu().numpy()
+        groups = self.prepared.labels_on_input(slice_scores(out, anchors.groups, anchors.valid, n_groups))
         obj = torch.sigmoid(out.objectness[0]).cpu().numpy()
         return out, groups, obj
 
