@@ -314,7 +314,8 @@ def profile_auto(predictor, image: np.ndarray, spacing, modality: str, top: int 
     stages = {"normalize_intensity": "preprocess: intensity windows", "resample_inplane": "preprocess: in-plane resampling",
               "compute": "encoder (backbone + pixel decoder, FeatureCache.compute)", "decode": "cluster decoder",
               "next_init": "propagation (centroid aggregation)", "to_input": "scores back to the input grid",
-              "slice_scores": "per-class probabilities", "from_normalized": "padding"}
+              "slice_scores": "per-class probabilities", "from_normalized": "padding",
+              "labels_on_input": "scores back to the input grid + argmax", "prepare_image": "preprocess (all)"}
     found: dict[str, float] = {}
     rows = []
     for (file, _line, func), (_cc, _nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
