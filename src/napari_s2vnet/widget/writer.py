@@ -53,19 +53,18 @@ def atomic_write_labels(path: str | os.PathLike, labels_zyx: np.ndarray, metadat
     return target
 
 
+def _write(path: str, data: Any, meta: dict, extensions: tuple[str, ...], default: str) -> list[str]:
+    p = Path(path)
+    if _extension(p) not in extensions:
+        p = p.with_name(p.name + default)
+    return [str(atomic_write_labels(p, np.asarray(data), meta.get("metadata"), meta.get("scale")))]
+
+
 def write_labels_nifti(path: str, data: Any, meta: dict) -> list[str]:
     """npe2 single-layer writer: Labels -> ``.nii``/``.nii.gz`` on the source grid."""
-    p = Path(path)
-    if _extension(p) not in NIFTI_EXTENSIONS:
-        p = p.with_name(p.name + ".nii.gz")
-    out = atomic_write_labels(p, np.asarray(data), meta.get("metadata"), meta.get("scale"))
-    return [str(out)]
+    return _write(path, data, meta, NIFTI_EXTENSIONS, ".nii.gz")
 
 
 def write_labels_tiff(path: str, data: Any, meta: dict) -> list[str]:
     """npe2 single-layer writer: Labels -> ``.tif``/``.tiff`` (internal order, spacing in mm)."""
-    p = Path(path)
-    if _extension(p) not in TIFF_EXTENSIONS:
-        p = p.with_name(p.name + ".tif")
-    out = atomic_write_labels(p, np.asarray(data), meta.get("metadata"), meta.get("scale"))
-    return [str(out)]
+    return _write(path, data, meta, TIFF_EXTENSIONS, ".tif")
