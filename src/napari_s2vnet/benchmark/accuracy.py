@@ -169,7 +169,7 @@ def train_all(out: Path, budget_s: float, phantoms: int, threads: int, variants=
         volumes, class_names = training_volumes(phantoms, seed)
         t0 = time.perf_counter()
         path = train_dynunet(volumes, sorted(class_names), budget_s, out / "dynunet", roi=roi, seed=seed, log=log)
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         result["models"]["dynunet"] = {"weights": str(path), "iterations": ckpt["iterations"],
                                        "train_seconds": ckpt["seconds"], "process_seconds": time.perf_counter() - t0,
                                        "volumes": ckpt["volumes"]}

@@ -79,7 +79,7 @@ def load_or_build(spec: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]
     method = spec["method"]
     weights = opts.get("weights")
     if weights and Path(weights).exists():
-        ckpt = torch.load(weights, map_location="cpu", weights_only=False)
+        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
         net, info = build(method, 2, len(ckpt["class_ids"]) + 1, tuple(ckpt["roi"]), tuple(ckpt["spacing"]),
                           plan=ckpt.get("plan"), feature_size=ckpt.get("feature_size", 48))
         net.load_state_dict(ckpt["state_dict"])

@@ -304,7 +304,7 @@ def section_accuracy(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
         seg, info = accuracy.dynunet_segmenter(dyn, cfg.roi, cfg.overlap, cfg.device)
         import torch
 
-        ck = torch.load(dyn, map_location="cpu", weights_only=False)
+        ck = torch.load(dyn, map_location="cpu", weights_only=True)
         models["dynunet"] = {"data": f"bundled CT + {sum(v.startswith('phantom') for v in ck['volumes'])} phantoms "
                                      f"(automatic labels; no MR), {ck['iterations']} iterations of batch {ck['batch']} "
                                      f"in {ck['seconds']:.0f} s (budget {_fmt_budget(ck['budget_s'])})",
