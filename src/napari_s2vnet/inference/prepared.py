@@ -39,18 +39,48 @@ class PreparedImage:
     def labels_on_input(self, scores: torch.Tensor) -> np.ndarray:
         """``(1, G, H/2, W/2)`` scores -> ``(Y, X)`` group index: bilinear scores, then argmax.
 
-        Only the groups that win somewhere at the network's resolution are carried to the input
-        grid (a group that wins nowhere there cannot win between those pixels in practice), which
-        keeps large in-plane grids cheap.
+        Computed exactly but cheaply (:func:`bilinear_argmax`): only where the four network pixels
+        around an input pixel disagree is anything interpolated.
         """
         h, w = self.hw
         pad_h, pad_w = self.net.shape[-2:]
         full = F.interpolate(scores, size=(pad_h, pad_w), mode="bilinear", align_corners=False)[0, :, :h, :w]
         if (h, w) == tuple(self.shape[1:]):
             return full.argmax(0).cpu().numpy()
-        winners = torch.unique(full.argmax(0))
-        big = F.interpolate(full[winners][None], size=self.shape[1:], mode="bilinear", align_corners=False)[0]
-        return winners[big.argmax(0)].cpu().numpy()
+        return bilinear_argmax(full, tuple(self.shape[1:])).cpu().numpy()
+
+
+def _source_index(out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Corner indices and weight of bilinear resizing ``in_size -> out_size`` (align_corners=False),
+    computed as ``torch.nn.functional.interpolate`` does."""
+    src = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * (in_size / out_size) - 0.5).clamp_min(0)
+    i0 = src.floor().long().clamp_max(in_size - 1)
+    i1 = (i0 + 1).clamp_max(in_size - 1)
+    return i0, i1, (src - i0).float()
+
+
+def bilinear_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """``argmax_k bilinear(scores (K, h, w))`` on an ``out_hw`` grid, without resizing all K maps.
+
+    Bilinear interpolation is, for every class, the same convex combination of the four
+    surrounding pixels; where those four pixels share their argmax, that class is also the argmax of
+    the combination. So only output pixels whose four corners disagree are interpolated.
+    """
+    low = scores.argmax(0)
+    y0, y1, wy = _source_index(out_hw[0], scores.shape[1])
+    x0, x1, wx = _source_index(out_hw[1], scores.shape[2])
+    c00, c01 = low[y0][:, x0], low[y0][:, x1]
+    c10, c11 = low[y1][:, x0], low[y1][:, x1]
+    out = c00.clone()
+    iy, ix = ((c00 != c01) | (c00 != c10) | (c00 != c11)).nonzero(as_tuple=True)
+    if iy.numel():
+        winners = torch.unique(low)
+        s = scores[winners]
+        fy, fx = wy[iy], wx[ix]
+        value = (s[:, y0[iy], x0[ix]] * ((1 - fy) * (1 - fx)) + s[:, y0[iy], x1[ix]] * ((1 - fy) * fx)
+                 + s[:, y1[iy], x0[ix]] * (fy * (1 - fx)) + s[:, y1[iy], x1[ix]] * (fy * fx))
+        out[iy, ix] = winners[value.argmax(0)]
+    return out
 
 
 def prepare_image(image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str, target_mm: float,
