@@ -50,6 +50,11 @@ class PreparedImage:
         return bilinear_argmax(full, tuple(self.shape[1:])).cpu().numpy()
 
 
+def padded_hw(hw: tuple[int, int]) -> tuple[int, int]:
+    """The network input size: ``hw`` rounded up to multiples of 16 (the backbone's stride)."""
+    return hw[0] + (-hw[0]) % 16, hw[1] + (-hw[1]) % 16
+
+
 def _source_index(out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Corner indices and weight of bilinear resizing ``in_size -> out_size`` (align_corners=False),
     computed as ``torch.nn.functional.interpolate`` does."""
@@ -89,8 +94,7 @@ def prepare_image(image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float]
     z_count = image_zyx.shape[0]
     hw = target_hw(image_zyx.shape[1:], tuple(spacing_zyx[1:]), target_mm)
     window = mr_range(image_zyx) if str(modality).upper() in ("MR", "MRI") else None
-    pad_h, pad_w = (-hw[0]) % 16, (-hw[1]) % 16
-    net = torch.zeros(z_count, 2, hw[0] + pad_h, hw[1] + pad_w)
+    net = torch.zeros(z_count, 2, *padded_hw(hw))
     for z0 in range(0, z_count, chunk):
         norm = normalize_intensity(image_zyx[z0 : z0 + chunk], modality, window)
         small = resample_inplane(norm, hw, "linear")  # (C, z, h, w)
@@ -101,9 +105,9 @@ def prepare_image(image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float]
 def from_normalized(norm: np.ndarray, shape: tuple[int, int, int]) -> PreparedImage:
     """Pad normalised slices ``(C, Z, h, w)`` already at the model spacing; ``shape`` = input grid."""
     hw = (int(norm.shape[2]), int(norm.shape[3]))
-    pad_h, pad_w = (-hw[0]) % 16, (-hw[1]) % 16
+    pad_h, pad_w = padded_hw(hw)
     net = torch.from_numpy(np.ascontiguousarray(norm, dtype=np.float32)).permute(1, 0, 2, 3)
-    net = F.pad(net, (0, pad_w, 0, pad_h)).contiguous()
+    net = F.pad(net, (0, pad_w - hw[1], 0, pad_h - hw[0])).contiguous()
     return PreparedImage(net, shape, hw)
 
 

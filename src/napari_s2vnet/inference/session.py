@@ -423,16 +423,15 @@ class Session:
         """
         clicks = [self._check(c) for c in clicks]
         rounds = list(rounds) if rounds is not None else [0] * len(clicks)
-        self.set_labels(labels_zyx)
-        rnd = self._undo[-1] if self._undo and self._undo[-1].kind == "edit" else self._new_round("edit")
+        self.set_labels(labels_zyx)  # closes an "edit" round; the clicks join it
+        rnd = self._undo[-1]
         hw = tuple(self.prepared.net.shape[-2:])
         for c, r in zip(clicks, rounds):
             pt = torch.tensor([[self.prepared.to_net(c.y, c.x)]], dtype=torch.float32, device=self.device)
             record = ClickRecord(c, int(r), self.model.sample_clicks(self.cache.get(c.z), pt, hw)[0, 0].clone())
             rnd.clicks_added.append(record)
             self._clicks.append(record)
-        self._round_counter = max([self._round_counter, *rounds]) if rounds else self._round_counter
-        self._close_round()
+        self._round_counter = max([self._round_counter, *rounds])
 
     def set_labels(self, labels_zyx: np.ndarray) -> None:
         """Import labels edited elsewhere (e.g. painted by hand) as one undoable round."""

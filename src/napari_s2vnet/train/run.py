@@ -22,7 +22,8 @@ from napari_s2vnet.inference.auto import auto_volume
 from napari_s2vnet.inference.prepared import FeatureCache, from_normalized
 from napari_s2vnet.model.config import TrainConfig, preset
 from napari_s2vnet.model.s2vnet import S2VNet
-from napari_s2vnet.train.trainer import resolve_device, train
+from napari_s2vnet.inference.predictor import resolve_device
+from napari_s2vnet.train.trainer import train
 from napari_s2vnet.train.volumes import TrainVolume, load_case, phantom_volumes
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from napari_s2vnet.inference.predictor import resolve_device
 from napari_s2vnet.model.config import ModelConfig, TrainConfig
 from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.model.weights import save_weights
@@ -32,18 +33,6 @@ from napari_s2vnet.train.steps import auto_step, class_lut, interactive_step
 from napari_s2vnet.train.volumes import TrainVolume
 
 Validator = Callable[[S2VNet], dict[str, float]]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but no CUDA device is available")
-    return torch.device(name)
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

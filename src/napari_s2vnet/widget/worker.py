@@ -58,20 +58,6 @@ class _Task:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` / ``mps`` / ``cpu`` (whichever is available); others unchanged."""
-    if device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def _clicks_as_dicts(clicks: list[Any]) -> list[dict[str, Any]]:
     out = []
     for c in clicks:
@@ -250,8 +236,8 @@ class ModelWorker(QObject):
     def _load_model(self, source: str | None, device: str) -> None:
         from napari_s2vnet.inference.predictor import Predictor
 
-        dev = resolve_device(device)
-        self.predictor = Predictor.from_pretrained(device=dev) if not source else Predictor.from_file(source, device=dev)
+        # Predictor resolves "auto" (cuda, then mps, then cpu) and rejects unavailable devices
+        self.predictor = Predictor.from_pretrained(device=device) if not source else Predictor.from_file(source, device=device)
         self._emit_model_info()
 
     def _open_session(self, task: _Task) -> None:
