@@ -72,3 +72,39 @@ def test_tiny_benchmark_writes_report(tmp_path):
     assert "Speed and memory" in md and "Dice after k simulated clicks" in md
     for png in ("speed.png", "latency.png", "interactive.png"):
         assert (tmp_path / png).stat().st_size > 0
+
+
+def test_training_jobs_run_in_parallel_and_failures_surface(tmp_path):
+    import sys
+    import time
+
+    from napari_s2vnet.benchmark.trainings import Job, run_jobs
+
+    sleep = [sys.executable, "-c", "import time; time.sleep(1.5)"]
+    jobs = [Job(f"j{i}", sleep, tmp_path / f"j{i}") for i in range(2)]
+    t0 = time.time()
+    done, _ = run_jobs(jobs, parallel=2, log=lambda *a: None, poll_s=0.1)
+    assert {j.name for j in done} == {"j0", "j1"}
+    assert abs(done[0].started - done[1].started) < 1.0  # both started before either finished
+    assert time.time() - t0 < 2.9
+    bad = Job("bad", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path / "bad")
+    with pytest.raises(RuntimeError, match="boom"):
+        run_jobs([bad], parallel=1, log=lambda *a: None, poll_s=0.1)
+
+
+def test_training_commands_parse_and_cover_every_ablation(tmp_path):
+    from napari_s2vnet.benchmark import train3d
+    from napari_s2vnet.benchmark.trainings import VARIANTS, dynunet_command, ours_command
+    from napari_s2vnet.cli import _parser
+
+    seen = set()
+    for name in VARIANTS:
+        cmd = ours_command(name, tmp_path / name, 1200.0, 16, 1, 0)
+        args = _parser().parse_args(cmd[3:])  # after "python -m napari_s2vnet"
+        assert args.time_budget_min == 20 and args.threads == 1 and args.device == "cpu"
+        seen.add((args.ablation, args.centres_per_class))
+    assert seen == {("none", None), ("no-propagation", None), ("no-aggregation", None), ("no-adaptive", None),
+                    ("none", 3)}
+    cmd = dynunet_command(tmp_path / "d", 1200.0, 16, 1, 0, (96, 96, 96))
+    assert cmd[2] == "napari_s2vnet.benchmark.train3d" and "--budget-min" in cmd
+    assert callable(train3d.main)

@@ -153,3 +153,35 @@ def test_weights_roundtrip_and_strict_loading(tiny_model, tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a weights file")
     with pytest.raises(InputError):
         load_weights(tmp_path / "junk.safetensors")
+
+
+def test_several_centres_per_class_layout_and_gradients(tiny_config):
+    """``centres_per_class=3``: each class owns 3 centres (learned, or clicks + per-copy offsets)."""
+
+    torch.manual_seed(0)
+    model = S2VNet(dataclasses.replace(tiny_config, centres_per_class=3))
+    nb, n, m = model.config.num_background, model.config.num_classes, 3
+    auto = model.auto_anchors(2)
+    assert auto.centres.shape == (2, nb + n * m, model.config.dim)
+    assert auto.groups[0].tolist() == [0] * nb + [g for g in range(1, n + 1) for _ in range(m)]
+    assert torch.equal(auto.centres[0, model.class_centres(2)], model.slot_embeddings(1))
+    clicks = model.click_anchors(_clicks(model, [0, 1]))
+    assert clicks.groups[0].tolist() == [0] * nb + [1] * m + [0]
+    copies = clicks.centres[0, model.class_centres(1)]
+    assert not torch.allclose(copies[0], copies[1])  # the per-copy offsets separate the copies
+    feats = model.encode(torch.randn(2, 2, 32, 32))
+    out = model.decode(feats, auto.centres, auto.valid)
+    probs = group_probabilities(out.mask_logits, auto.groups, auto.valid, n + 1)
+    assert probs.shape == (2, n + 1, 16, 16) and torch.allclose(probs.sum(1), torch.ones(2, 16, 16), atol=1e-5)
+    out_c = model.decode({s: f[:1] for s, f in feats.items()}, clicks.centres, clicks.valid)
+    (out.mask_logits.mean() + out_c.mask_logits.mean()).backward()
+    assert model.copy_embed.grad is not None and torch.isfinite(model.copy_embed.grad).all()
+    assert model.copy_embed.grad.abs().sum() > 0
+
+
+def test_one_centre_models_have_no_copy_embedding(tiny_model):
+    """Weights saved before ``centres_per_class`` existed must still load strictly."""
+    assert tiny_model.config.centres_per_class == 1
+    assert not any(k.startswith("copy_embed") for k in tiny_model.state_dict())
+    with pytest.raises(ValueError):
+        preset("tiny", {1: "spleen"}, centres_per_class=0)

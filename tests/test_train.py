@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,10 @@ import torch
 
 from napari_s2vnet.cli import main
 from napari_s2vnet.data.phantom import make_phantom
+from napari_s2vnet.model.config import TrainConfig
+from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.model.weights import load_weights, train_info
+from napari_s2vnet.train.trainer import lr_factor
 from napari_s2vnet.train.episodes import EpisodeSampler, augment
 from napari_s2vnet.train.steps import auto_step, class_lut, interactive_step
 from napari_s2vnet.train.volumes import prepare
@@ -40,7 +44,10 @@ def nnunet_dataset(tmp_path_factory):
     return root
 
 
-def test_both_episode_kinds_give_finite_losses_and_gradients(tiny_model):
+@pytest.mark.parametrize("centres", [1, 2])
+def test_both_episode_kinds_give_finite_losses_and_gradients(tiny_config, centres):
+    torch.manual_seed(0)
+    tiny_model = S2VNet(dataclasses.replace(tiny_config, centres_per_class=centres))
     ph = make_phantom(3, shape=(12, 64, 64))
     vol = prepare(ph.image, ph.labels.astype(np.int32), ph.spacing, "CT", 3.0, "ph", auto=True)
     rng = np.random.default_rng(0)
@@ -74,6 +81,22 @@ def test_train_on_nnunet_dataset_then_resume(nnunet_dataset, tmp_path):
     with open(out / "train_log.csv") as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert steps == [1, 2, 3, 4]  # resumed at step 3, not restarted
+
+
+def test_time_budget_stops_the_run_and_drives_the_schedule(nnunet_dataset, tmp_path):
+    out = tmp_path / "budget"
+    args = ["--steps", "100000", "--batch", "1", "--crop", "48", "--val-every", "100000", "--phantoms", "0",
+            "--threads", "1", "--time-budget-min", "0.05", "--centres-per-class", "2"]
+    assert main(["train", "--data", str(nnunet_dataset), "--out", str(out), *args]) == 0
+    info = train_info(out / "weights.safetensors")
+    assert 1 <= info["steps"] < 100000 and 3.0 <= info["seconds"] < 120
+    assert (out / "val_dice.csv").exists()  # validated once at the end although --val-every was never reached
+    assert load_weights(out / "weights.safetensors").config.centres_per_class == 2
+    cfg = TrainConfig(steps=10, warmup_steps=5, time_budget_s=100.0)
+    assert lr_factor(2, cfg, 99.0) == pytest.approx(3 / 5)  # warm-up still counts steps
+    assert lr_factor(50, cfg, 0.0) == pytest.approx(1.0)  # past the step count: time decides
+    assert lr_factor(50, cfg, 50.0) == pytest.approx(0.02 + 0.98 * 0.5)
+    assert lr_factor(50, cfg, 100.0) == pytest.approx(0.02)
 
 
 def test_train_class_selection_and_mapping(nnunet_dataset, tmp_path):

@@ -232,27 +232,35 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
                       + ["NoC@85", "NoC@90", "s per round"], rows)
     if "training" in sec:
         t = sec["training"]
-        out += ["## 5. Equal-budget trainings and ablations", "",
-                f"Budget {t['budget_s'] / 60:.1f} min each, {t['threads']} threads, one after the other"
-                + (f"; our model: {t['steps']} steps from a calibrated {t['steps_per_s']:.2f} steps/s" if t.get("steps") else "") + ".", ""]
+        together = t.get("parallel", 1)
+        load = t.get("load_avg_1min") or {}
+        out += ["## 5. Equal-budget trainings", "",
+                f"Budget {t['budget_s'] / 60:.1f} min of wall clock each, {t['threads']} torch thread(s) each, "
+                + (f"{together} trainings at a time" if together > 1 else "one after the other")
+                + "; every schedule is driven by elapsed time and ends at the budget"
+                + (f". 1-minute load average while training: median {load['median']:.2f}, max {load['max']:.2f} "
+                   f"({load['samples']} samples)" if load.get("samples") else "") + ".", ""]
         out += _table(["model", "steps / iterations", "training s", "process s"],
-                      [[n, r.get("steps", r.get("iterations")), r["train_seconds"], r["process_seconds"]] for n, r in t["models"].items()])
+                      [[n, r.get("steps", r.get("iterations")), r["train_seconds"], r["process_seconds"]]
+                       for n, r in t["models"].items()])
     if "ablations" in sec:
         ab = sec["ablations"]
-        out += ["## 5b. Ablations (each trained with the same budget)", ""]
+        k = ab["max_clicks"]
+        out += ["## 5b. Ablations (each trained with the same budget)", "",
+                f"Automatic Dice on {', '.join(ab.get('auto_cases', []))}; click Dice pooled over the classes of "
+                f"{', '.join(ab.get('curve_cases', []))}.", ""]
         if ab.get("note"):
             out += [ab["note"], ""]
         rows = []
         for name, r in ab["variants"].items():
-            d = (r.get("interactive") or {}).get("mean_dice_by_clicks", {})
-            rows.append([name, r["auto"].get("phantoms_heldout_mean"), (r["auto"].get("ct_bundled") or {}).get("mean")]
-                        + [d.get(str(i)) for i in range(1, ab["max_clicks"] + 1)])
+            inter = r.get("interactive") or {}
+            d = inter.get("mean_dice_by_clicks", {})
+            rows.append([name, r.get("description"), r.get("steps"), r["auto"].get("phantoms_heldout_mean"),
+                         (r["auto"].get("ct_bundled") or {}).get("mean")]
+                        + [d.get(str(i)) for i in range(1, k + 1)] + [inter.get("noc85"), inter.get("noc90")])
         if rows:
-            out += _table(["variant", "auto Dice held-out phantoms", "auto Dice CT (train)"]
-                          + [f"click Dice@{i} (phantoms)" for i in range(1, ab["max_clicks"] + 1)], rows)
-        c = ab.get("centres", {})
-        if not c.get("available", False):
-            out += [f"One vs several centres per class: not run. {c.get('reason', '')}", ""]
+            out += _table(["variant", "what changes", "steps", "auto Dice held-out phantoms", "auto Dice CT (train)"]
+                          + [f"click Dice@{i}" for i in range(1, k + 1)] + ["NoC@85", "NoC@90"], rows)
     if plots:
         out += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     path.write_text("\n".join(out))
@@ -330,7 +338,7 @@ def write_plots(out_dir: Path, sections: dict[str, Any]) -> list[str]:
         inter = [((ab[n].get("interactive") or {}).get("mean_dice_by_clicks") or {}).get(str(k)) or 0 for n in names]
         x = range(len(names))
         ax.bar([i - 0.2 for i in x], auto, 0.4, label="auto Dice (held-out phantoms)")
-        ax.bar([i + 0.2 for i in x], inter, 0.4, label=f"Dice@{k} clicks (phantoms)")
+        ax.bar([i + 0.2 for i in x], inter, 0.4, label=f"Dice@{k} clicks")
         ax.set_xticks(list(x), names, rotation=20, fontsize=7)
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)

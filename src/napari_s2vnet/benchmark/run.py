@@ -57,6 +57,7 @@ class BenchConfig:
     max_clicks: int = 5
     classes_per_case: int = 6
     train_budget_min: float = 0.0
+    train_jobs: int = 1  # trainings run at once (each with ``threads`` torch threads)
     train_phantoms: int = 16
     train_dir: Path | None = None
     ablation_classes_per_case: int = 4
@@ -256,12 +257,12 @@ def section_interactive(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
 
 
 def section_training(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
-    from napari_s2vnet.benchmark.accuracy import VARIANTS, train_all
+    from napari_s2vnet.benchmark.trainings import VARIANTS, train_all
 
     if cfg.train_budget_min <= 0:
         raise ValueError("the training section needs --train-budget-min > 0")
     return train_all(cfg.train_dir or cfg.out / "train", cfg.train_budget_min * 60, cfg.train_phantoms,
-                     cfg.threads, tuple(VARIANTS), True, cfg.roi, log=log)
+                     cfg.threads, tuple(VARIANTS), True, cfg.roi, parallel=cfg.train_jobs, log=log)
 
 
 def _describe_ours(predictor, cfg: BenchConfig) -> str:
@@ -322,22 +323,29 @@ def _fmt_budget(seconds) -> str:
 def section_ablations(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
     from napari_s2vnet.benchmark import accuracy
     from napari_s2vnet.benchmark.interactive import click_curves
+    from napari_s2vnet.benchmark.trainings import VARIANTS
     from napari_s2vnet.inference.predictor import Predictor
 
     train_dir = cfg.train_dir or cfg.out / "train"
-    phantoms = accuracy.phantom_cases(cfg.heldout_phantoms, cfg.phantom_shape)
-    cases = phantoms + [accuracy.real_case(k) for k in cfg.accuracy_real]
+    auto_cases = _eval_cases(cfg, cfg.accuracy_real)
+    curve_cases = _eval_cases(cfg, cfg.curve_real)
+    training = (_load_section(cfg.out, "training") or {}).get("models", {})
     variants = {}
-    for name in accuracy.VARIANTS:
+    for name, (description, _) in VARIANTS.items():
         path = train_dir / name / "weights.safetensors"
         if not path.exists():
             continue
         p = Predictor.from_file(path, cfg.device)
-        auto = accuracy.evaluate_auto(accuracy.ours_segmenter(p), list(p.config.class_ids), cases)
-        curves = click_curves(phantoms, p, cfg.max_clicks, cfg.ablation_classes_per_case, methods=("s2vnet",), log=log)
-        variants[name] = {"weights": str(path), "auto": auto, "interactive": curves["methods"]["s2vnet"]["pooled"]}
+        auto = accuracy.evaluate_auto(accuracy.ours_segmenter(p), list(p.config.class_ids), auto_cases)
+        curves = click_curves(curve_cases, p, cfg.max_clicks, cfg.ablation_classes_per_case, methods=("s2vnet",), log=log)
+        variants[name] = {"weights": str(path), "description": description, "auto": auto,
+                          "interactive": curves["methods"]["s2vnet"]["pooled"],
+                          "interactive_per_case": curves["methods"]["s2vnet"]["cases"],
+                          "steps": training.get(name, {}).get("steps"),
+                          "train_seconds": training.get(name, {}).get("train_seconds")}
         log(f"ablation {name}: auto {auto.get('phantoms_heldout_mean')}")
-    return {"variants": variants, "max_clicks": cfg.max_clicks, "centres": accuracy.centres_ablation_status(),
+    return {"variants": variants, "max_clicks": cfg.max_clicks,
+            "curve_cases": [c["name"] for c in curve_cases], "auto_cases": [c["name"] for c in auto_cases],
             "note": None if variants else f"no trained variants under {train_dir} (run with --train-budget-min)"}
 
 
@@ -424,6 +432,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="3D baselines run at their training spacing (3 mm isotropic) or on our model's grid")
     p.add_argument("--train-budget-min", type=float, default=0.0,
                    help="train the 3D U-Net and our ablations for this many minutes each (adds the 'training' section)")
+    p.add_argument("--train-jobs", type=int, default=1,
+                   help="trainings run at once (keep jobs x threads <= cores; the load average is reported)")
     p.add_argument("--train-dir", type=Path, default=None, help="trained models to evaluate (default OUT/train)")
     p.add_argument("--classes-per-case", type=int, default=None, help="classes per volume in the click curves")
 
@@ -431,6 +441,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     kw: dict[str, Any] = {"out": args.out, "device": args.device, "threads": args.threads, "weights": args.weights,
                           "train_budget_min": args.train_budget_min, "train_dir": args.train_dir,
+                          "train_jobs": args.train_jobs,
                           "baseline_grid": args.baseline_grid,
                           "command": "napari-s2vnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
     if args.device == "auto":

@@ -110,3 +110,25 @@ def train_dynunet(volumes: list, class_ids: list[int], budget_s: float, out: Pat
     torch.save(ckpt, path)
     log(f"  dynunet: {it} iterations in {seconds:.0f} s -> {path}")
     return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m napari_s2vnet.benchmark.train3d --out DIR --budget-min M``: one time-driven training."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--budget-min", type=float, required=True)
+    p.add_argument("--phantoms", type=int, default=16)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--roi", default="96,96,96")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    volumes, class_names = training_volumes(args.phantoms, args.seed)
+    train_dynunet(volumes, sorted(class_names), 60.0 * args.budget_min, args.out,
+                  roi=tuple(int(r) for r in args.roi.split(",")), seed=args.seed, device=args.device)
+
+
+if __name__ == "__main__":
+    main()

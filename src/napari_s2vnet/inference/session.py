@@ -256,11 +256,10 @@ class Session:
         anchors = model.click_anchors(batch)
         # classes without a positive click fall back to their learned automatic embedding
         slots = {cid: i for i, cid in enumerate(model.config.class_ids)}
-        nb = model.config.num_background
-        for g, label in enumerate(labels):
-            if not batch.class_valid[0, g] and label in slots:
-                anchors.centres[0, nb + g] = model.class_embed[slots[label]]
-                anchors.valid[0, nb + g] = True
+        for g, label in enumerate(labels, start=1):
+            if not batch.class_valid[0, g - 1] and label in slots:
+                anchors.centres[0, model.class_centres(g)] = model.slot_embeddings(slots[label])
+                anchors.valid[0, model.class_centres(g)] = True
         return anchors
 
     def _region(self, label: int, start: int) -> tuple[int, int]:
@@ -314,7 +313,6 @@ class Session:
         from its click anchor (as in automatic mode), so a pass that starts beside an organ (a
         negative click just past its end, say) still finds it.
         """
-        nb = self.model.config.num_background
         history = [p.first_centres]
         start_labels = self._labels[p.start]
         previous = {label: start_labels == label for label in p.labels}
@@ -322,7 +320,7 @@ class Session:
         misses = dict.fromkeys(p.labels, 0)
         present = torch.ones_like(p.anchors.valid)
         for g, label in enumerate(p.labels, start=1):
-            present[:, nb + g - 1] = seen[label]
+            present[:, self.model.class_centres(g)] = seen[label]
         z = p.start + step
         active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
         while active and 0 <= z < self.shape[0]:
@@ -336,10 +334,10 @@ class Session:
                 if label not in active:
                     continue
                 mask = connected_to(groups == g, previous[label])
-                found = obj[nb + g - 1] >= OBJECTNESS_STOP and mask.any()
+                found = obj[self.model.class_centres(g)].max() >= OBJECTNESS_STOP and mask.any()
                 if found:
                     previous[label] = mask
-                present[:, nb + g - 1] = bool(found)
+                present[:, self.model.class_centres(g)] = bool(found)
                 writes[label] = mask if found else None
                 seen[label] |= bool(found)
                 misses[label] = 0 if found else misses[label] + 1

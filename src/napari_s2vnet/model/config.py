@@ -31,6 +31,9 @@ class ModelConfig:
         pixel_spacing_mm: in-plane spacing slices are resampled to before the network.
         class_ids: user-facing label id of each automatic class slot.
         class_names: name of each automatic class slot (same order as ``class_ids``).
+        centres_per_class: cluster centres per class (automatic slots and clicked classes alike);
+            their soft masks are summed into the class (:func:`model.s2vnet.group_probabilities`).
+            1 = the paper's setting; more lets a class with several parts or textures split.
         use_propagation / use_aggregation / adaptive_clicks: ablation switches (all on by default).
     """
 
@@ -46,6 +49,7 @@ class ModelConfig:
     history: int = 4
     max_clicks: int = 16
     pixel_spacing_mm: float = 3.0
+    centres_per_class: int = 1
     class_ids: tuple[int, ...] = ()
     class_names: tuple[str, ...] = ()
     use_propagation: bool = True
@@ -59,6 +63,8 @@ class ModelConfig:
             raise ValueError("the backbone has exactly 4 stages (strides 2, 4, 8, 16)")
         if any(s not in (4, 8, 16) for s in self.decoder_strides):
             raise ValueError("decoder_strides must be taken from (4, 8, 16)")
+        if self.centres_per_class < 1:
+            raise ValueError("centres_per_class must be at least 1")
         if self.dim % self.heads:
             raise ValueError("dim must be divisible by heads")
         if any(i <= 0 for i in self.class_ids) or len(set(self.class_ids)) != len(self.class_ids):
@@ -109,7 +115,8 @@ def preset(name: str, class_names: dict[int, str] | None = None, **overrides: An
 class TrainConfig:
     """Hyper-parameters of one training run (stored in the run folder and the weights file)."""
 
-    steps: int = 6000
+    steps: int = 6000  # with time_budget_s > 0: an upper bound
+    time_budget_s: float = 0.0  # > 0: train for this wall-clock time; the schedule follows elapsed time
     batch_episodes: int = 4
     episode_slices: int = 3
     long_slices: int = 0  # curriculum: from step ``long_from`` on, episodes have this many slices

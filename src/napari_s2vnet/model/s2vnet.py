@@ -9,6 +9,12 @@ slice (:meth:`next_init`, see :mod:`napari_s2vnet.model.propagation`).
 Every centre carries a *group*: ``0`` = background (learned background centres and negative clicks),
 ``g >= 1`` = the g-th class of the pass. :func:`group_probabilities` turns the per-centre softmax
 into per-group probabilities ``(B, G, H, W)``.
+
+Centre layout of a pass, ``m = config.centres_per_class``:
+``[background (nb) | class 1 (m) | class 2 (m) | ... | negatives (q)]``; :meth:`S2VNet.class_centres`
+gives the index range of a class. With ``m > 1`` the copies of a class start from their own learned
+embeddings (automatic mode) or from the click encoding plus a learned per-copy offset (interactive
+mode), so the hard k-means assignment can split the class between them.
 """
 
 from __future__ import annotations
@@ -44,7 +50,10 @@ class S2VNet(nn.Module):
         self.backbone = Backbone(config.in_channels, config.widths, config.depths)
         self.pixel_decoder = PixelDecoder(config.widths, d)
         self.decoder = ClusterDecoder(d, config.heads, config.decoder_strides, config.decoder_rounds, config.num_classes)
-        self.class_embed = nn.Parameter(torch.randn(config.num_classes, d) * 0.5)
+        m = config.centres_per_class
+        self.class_embed = nn.Parameter(torch.randn(config.num_classes * m, d) * 0.5)  # class-major: (N*m, D)
+        if m > 1:  # only then, so one-centre weights load strictly without it
+            self.copy_embed = nn.Parameter(torch.randn(m, d) * 0.5)
         self.background_embed = nn.Parameter(torch.randn(config.num_background, d) * 0.5)
         self.click_encoder = ClickEncoder(d, config.adaptive_clicks)
         self.aggregator = CentroidAggregator(d, config.heads, config.history)
@@ -59,25 +68,40 @@ class S2VNet(nn.Module):
         return sample_click_features(feats, points, image_hw)
 
     # ----------------------------------------------------------------- initial centres
+    def class_centres(self, group: int) -> slice:
+        """Index range of the centres of class group ``group`` (1-based) in a pass's anchors."""
+        nb, m = self.config.num_background, self.config.centres_per_class
+        return slice(nb + (group - 1) * m, nb + group * m)
+
+    def slot_embeddings(self, slot: int) -> torch.Tensor:
+        """Learned centres ``(m, D)`` of automatic class slot ``slot`` (0-based)."""
+        m = self.config.centres_per_class
+        return self.class_embed[slot * m : (slot + 1) * m]
+
     def auto_anchors(self, batch: int) -> Anchors:
-        nb, n = self.config.num_background, self.config.num_classes
+        nb, n, m = self.config.num_background, self.config.num_classes, self.config.centres_per_class
         centres = torch.cat([self.background_embed, self.class_embed]).unsqueeze(0).expand(batch, -1, -1)
-        groups = torch.cat([torch.zeros(nb, dtype=torch.long), torch.arange(1, n + 1)]).to(centres.device)
-        valid = torch.ones(batch, nb + n, dtype=torch.bool, device=centres.device)
+        groups = torch.cat([torch.zeros(nb, dtype=torch.long), torch.arange(1, n + 1).repeat_interleave(m)]).to(centres.device)
+        valid = torch.ones(batch, nb + n * m, dtype=torch.bool, device=centres.device)
         return Anchors(centres, groups.unsqueeze(0).expand(batch, -1), valid)
 
     def click_anchors(self, clicks: ClickBatch) -> Anchors:
         b = clicks.class_valid.shape[0]
-        classes, negatives = self.click_encoder(clicks)
+        classes, negatives = self.click_encoder(clicks)  # (B, Kc, D), (B, Q, D)
+        m = self.config.centres_per_class
+        class_valid = clicks.class_valid
+        if m > 1:  # each clicked class -> m centres: the click encoding plus a learned offset per copy
+            classes = (classes.unsqueeze(2) + self.copy_embed).flatten(1, 2)
+            class_valid = class_valid.repeat_interleave(m, dim=1)
         background = self.background_embed.unsqueeze(0).expand(b, -1, -1)
         device = classes.device
-        nb, kc, q = background.shape[1], classes.shape[1], negatives.shape[1]
+        nb, kc, q = background.shape[1], clicks.class_valid.shape[1], negatives.shape[1]
         groups = torch.cat([
             torch.zeros(nb, dtype=torch.long, device=device),
-            torch.arange(1, kc + 1, device=device),
+            torch.arange(1, kc + 1, device=device).repeat_interleave(m),
             torch.zeros(q, dtype=torch.long, device=device),
         ]).unsqueeze(0).expand(b, -1)
-        valid = torch.cat([torch.ones(b, nb, dtype=torch.bool, device=device), clicks.class_valid, clicks.neg_valid], dim=1)
+        valid = torch.cat([torch.ones(b, nb, dtype=torch.bool, device=device), class_valid, clicks.neg_valid], dim=1)
         return Anchors(torch.cat([background, classes, negatives], dim=1), groups, valid)
 
     # ----------------------------------------------------------------- one slice / next slice

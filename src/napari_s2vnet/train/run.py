@@ -31,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", action="append", default=None, help="'bundled' or a dataset folder (repeatable; default: bundled)")
     p.add_argument("--out", type=Path, default=Path("runs/s2vnet"), help="run folder")
     p.add_argument("--preset", default="tiny", help="model preset: tiny (CPU) or base")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--steps", type=int, default=TrainConfig.steps, help="training steps (an upper bound with --time-budget-min)")
+    p.add_argument("--time-budget-min", type=float, default=0.0,
+                   help="train for this many minutes of wall clock; warm-up and cosine decay follow elapsed time")
     p.add_argument("--batch", type=int, default=TrainConfig.batch_episodes, help="episodes per step")
     p.add_argument("--slices", type=int, default=TrainConfig.episode_slices, help="slices per episode (T)")
     p.add_argument("--long-slices", type=int, default=0, help="curriculum: longer episodes (T) from --long-from on")
@@ -49,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--ablation", choices=["none", "no-propagation", "no-aggregation", "no-adaptive"], default="none")
+    p.add_argument("--centres-per-class", type=int, default=None,
+                   help="cluster centres per class (default: the preset's, 1)")
 
 
 def _select(spec: DatasetSpec, classes: str | None) -> DatasetSpec:
@@ -140,13 +144,18 @@ def run(args: argparse.Namespace) -> Path:
         steps=args.steps, batch_episodes=args.batch, episode_slices=args.slices, crop=args.crop, lr=args.lr,
         long_slices=args.long_slices, long_from=args.long_from,
         interactive_fraction=args.interactive_fraction, phantoms=args.phantoms, include_mr=not args.no_mr,
-        val_every=args.val_every, seed=args.seed, threads=args.threads,
+        val_every=args.val_every, seed=args.seed, threads=args.threads, time_budget_s=60.0 * args.time_budget_min,
     )
     overrides = {"no-propagation": {"use_propagation": False}, "no-aggregation": {"use_aggregation": False},
                  "no-adaptive": {"adaptive_clicks": False}}.get(args.ablation, {})
+    if args.centres_per_class is not None:
+        if args.centres_per_class < 1:
+            raise InputError("--centres-per-class must be at least 1")
+        overrides = {**overrides, "centres_per_class": args.centres_per_class}
     base = preset(args.preset, **overrides)
     volumes, class_names, val = build_volumes(args, base.pixel_spacing_mm)
     model_config = base.with_classes(class_names)
+    length = f"{args.time_budget_min:g} min (at most {cfg.steps} steps)" if cfg.time_budget_s > 0 else f"{cfg.steps} steps"
     print(f"training {model_config.name} on {len(volumes)} volumes, {len(class_names)} classes, "
-          f"{cfg.steps} steps -> {args.out}", flush=True)
+          f"{length} -> {args.out}", flush=True)
     return train(model_config, cfg, volumes, args.out, args.device, args.resume, make_validator(val, args.device))

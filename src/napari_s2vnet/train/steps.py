@@ -131,9 +131,9 @@ def interactive_step(
         return anchors, out
 
     def class_target(anchors) -> torch.Tensor:
-        nb = model.config.num_background
-        q = anchors.groups.shape[1] - nb - kc
-        return torch.cat([torch.zeros(b, nb, dtype=torch.long), slot_of_class,
+        nb, m = model.config.num_background, model.config.centres_per_class
+        q = anchors.groups.shape[1] - nb - kc * m
+        return torch.cat([torch.zeros(b, nb, dtype=torch.long), slot_of_class.repeat_interleave(m, dim=1),
                           torch.full((b, q), -100, dtype=torch.long)], 1).to(device)
 
     acc: dict[str, torch.Tensor] = {}

@@ -3,6 +3,9 @@
 One model, one run for both modes: every step draws either automatic or interactive episodes
 (``interactive_fraction``). AdamW with linear warm-up then cosine decay; AMP (bf16) on CUDA; several
 GPUs or CPU processes through ``torchrun`` (DistributedDataParallel, rank 0 logs and saves).
+With ``time_budget_s`` the run stops when that much wall-clock time has passed and the cosine decay
+follows elapsed time instead of steps, so the schedule ends exactly at the budget (the equal-budget
+comparisons of ``napari-s2vnet benchmark``).
 The run folder receives ``train_log.csv`` (losses per step), ``val_dice.csv`` (Dice per class per
 validation), ``curves.png``, ``checkpoint.pt`` (for ``--resume``) and ``weights.safetensors``.
 """
@@ -35,10 +38,14 @@ from napari_s2vnet.train.volumes import TrainVolume
 Validator = Callable[[S2VNet], dict[str, float]]
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
+def lr_factor(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine to 2 % over the steps (or over the time budget)."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    if cfg.time_budget_s > 0:
+        progress = elapsed_s / cfg.time_budget_s
+    else:
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -69,7 +76,12 @@ def train(
         for p in model.parameters():
             torch.distributed.broadcast(p.data, 0)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
+    clock = {"t0": time.time(), "before": 0.0}  # wall clock of this process + seconds of earlier runs
+
+    def elapsed() -> float:
+        return clock["before"] + time.time() - clock["t0"]
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg, elapsed()))
     start = 0
     ckpt_path = run_dir / "checkpoint.pt"
     if resume and ckpt_path.exists():
@@ -78,6 +90,7 @@ def train(
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         start = int(ckpt["step"])
+        clock["before"] = float(ckpt.get("seconds", 0.0))
         rng = np.random.default_rng([cfg.seed, rank, start])
     sampler = EpisodeSampler(volumes, cfg.episode_slices, cfg.crop, rng)
     lut = class_lut(model)
@@ -91,9 +104,12 @@ def train(
     log = csv.writer(log_file) if log_file else None
     if log and not resume:
         log.writerow(["step", "mode", "loss", "ce", "dice", "objectness", "class", "aux", "lr", "seconds"])
-    t0 = time.time()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=rank != 0, mininterval=5)
-    for step in bar:
+    clock["t0"] = time.time()
+    budget = cfg.time_budget_s
+    bar = tqdm(initial=start, total=None if budget > 0 else cfg.steps, disable=rank != 0, mininterval=5,
+               unit="step")
+    step, saved = start, start
+    while step < cfg.steps and not (budget > 0 and _over_budget(elapsed(), budget, world, dev)):
         interactive = rng.random() < cfg.interactive_fraction
         long = cfg.long_slices > 0 and step >= cfg.long_from
         sampler.slices = cfg.long_slices if long else cfg.episode_slices
@@ -119,21 +135,22 @@ def train(
         if log:
             log.writerow([step + 1, "interactive" if interactive else "auto", f"{loss.item():.5f}",
                           *(f"{float(losses[k]):.5f}" for k in ("ce", "dice", "objectness", "class", "aux")),
-                          f"{sched.get_last_lr()[0]:.6f}", f"{time.time() - t0:.1f}"])
+                          f"{sched.get_last_lr()[0]:.6f}", f"{elapsed():.1f}"])
             bar.set_postfix(loss=f"{loss.item():.3f}", mode="int" if interactive else "auto")
-        done = step + 1
-        if rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
-            log_file.flush()
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "step": done}, ckpt_path)
-            if validate is not None:
-                _validate(model, validate, done, val_path)
-            plot_curves(log_path, val_path, run_dir / "curves.png")
+        bar.update()
+        step += 1
+        if rank == 0 and step % cfg.val_every == 0:
+            _checkpoint(model, opt, sched, step, elapsed(), ckpt_path, log_file, validate, log_path, val_path, run_dir)
+            saved = step
+    bar.close()
+    seconds = elapsed()
+    if rank == 0 and saved != step:
+        _checkpoint(model, opt, sched, step, seconds, ckpt_path, log_file, validate, log_path, val_path, run_dir)
     if log_file:
         log_file.close()
     weights = run_dir / "weights.safetensors"
     if rank == 0:
-        info = {"train": dataclasses.asdict(cfg), "seconds": round(time.time() - t0, 1), "steps": cfg.steps,
+        info = {"train": dataclasses.asdict(cfg), "seconds": round(seconds, 1), "steps": step,
                 "device": str(dev), "world_size": world, "volumes": [v.name for v in volumes],
                 "torch": torch.__version__}
         save_weights(model, weights, info)
@@ -141,6 +158,26 @@ def train(
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return weights
+
+
+def _over_budget(elapsed_s: float, budget_s: float, world: int, device: torch.device) -> bool:
+    """Whether the time budget is spent; with several processes, rank 0's clock decides for all."""
+    if world == 1:
+        return elapsed_s >= budget_s
+    flag = torch.tensor([float(elapsed_s >= budget_s)], device=device)
+    torch.distributed.broadcast(flag, 0)
+    return bool(flag.item())
+
+
+def _checkpoint(model, opt, sched, step: int, seconds: float, ckpt_path: Path, log_file, validate: Validator | None,
+                log_path: Path, val_path: Path, run_dir: Path) -> None:
+    """Save ``checkpoint.pt`` (for ``--resume``), validate and redraw the curves (rank 0)."""
+    log_file.flush()
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "step": step, "seconds": seconds}, ckpt_path)
+    if validate is not None:
+        _validate(model, validate, step, val_path)
+    plot_curves(log_path, val_path, run_dir / "curves.png")
 
 
 def _validate(model: S2VNet, validate: Validator, step: int, path: Path) -> None:
