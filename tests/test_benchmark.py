@@ -41,6 +41,18 @@ def test_cli_quick_config(tmp_path):
     args = _parser().parse_args(["benchmark", "--quick", "--out", str(tmp_path), "--weights", "random"])
     cfg = config_from_args(args)
     assert cfg.quick and cfg.repeats_3d == 1 and cfg.volumes == ("synthetic_small",)
+    args = _parser().parse_args(["benchmark", "--out", str(tmp_path), "--train-budget-min", "1", "--train-jobs", "2",
+                                 "--train-only", "dynunet, s2vnet_full"])
+    cfg = config_from_args(args)
+    assert cfg.train_only == ("dynunet", "s2vnet_full") and cfg.train_jobs == 2 and "training" in cfg.sections
+
+
+def test_train_only_rejects_unknown_models(tmp_path):
+    from napari_s2vnet.benchmark.run import section_training
+
+    cfg = BenchConfig(out=tmp_path, train_budget_min=1.0, train_only=("s2vnet_bogus",))
+    with pytest.raises(ValueError, match="s2vnet_bogus"):
+        section_training(cfg, None, log=lambda *a: None)
 
 
 @pytest.mark.slow
@@ -102,9 +114,9 @@ def test_training_commands_parse_and_cover_every_ablation(tmp_path):
         cmd = ours_command(name, tmp_path / name, 1200.0, 16, 1, 0)
         args = _parser().parse_args(cmd[3:])  # after "python -m napari_s2vnet"
         assert args.time_budget_min == 20 and args.threads == 1 and args.device == "cpu"
-        seen.add((args.ablation, args.centres_per_class))
-    assert seen == {("none", None), ("no-propagation", None), ("no-aggregation", None), ("no-adaptive", None),
-                    ("none", 3)}
+        seen.add((args.ablation, args.centres_per_class, args.seed))
+    assert seen == {("none", None, 0), ("no-propagation", None, 0), ("no-aggregation", None, 0),
+                    ("no-adaptive", None, 0), ("none", 3, 0), ("none", None, 1)}
     cmd = dynunet_command(tmp_path / "d", 1200.0, 16, 1, 0, (96, 96, 96))
     assert cmd[2] == "napari_s2vnet.benchmark.train3d" and "--budget-min" in cmd
     assert callable(train3d.main)

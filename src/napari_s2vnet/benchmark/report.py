@@ -21,6 +21,8 @@ UNITS = {
     "dice_auto": "Dice in [0, 1], mean over the classes present in the reference, per model and case",
     "dice_interactive": "Dice in [0, 1] after k simulated clicks (keys '1'..'k'), mean over (case, class), per method",
     "noc": "clicks to reach Dice 0.85 / 0.90 (max_clicks + 1 when not reached), mean over (case, class)",
+    "dice_ablations": "Dice in [0, 1] per equal-budget variant of our model: automatic (held-out phantoms mean, "
+                      "bundled CT) and interactive after k clicks (pooled over the curve cases)",
 }
 
 
@@ -38,7 +40,8 @@ def headline(sections: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: None for k in ("speedup_vs_3d", "speedup_vs_3d_whole_process", "memory_ratio_vs_3d",
                                              "memory_ratio_vs_3d_inprocess", "memory_ratio_vs_3d_cuda",
                                              "click_latency_ms_p95", "click_latency_ms_p50", "propagate_volume_s",
-                                             "feature_cache_ms_per_slice", "dice_auto", "dice_interactive", "noc")}
+                                             "feature_cache_ms_per_slice", "dice_auto", "dice_interactive", "noc",
+                                             "dice_ablations")}
     speed = sections.get("speed")
     if speed:
         ratios: dict[str, list[float]] = {}
@@ -75,6 +78,13 @@ def headline(sections: dict[str, Any]) -> dict[str, Any]:
         out["dice_interactive"] = {m: r["pooled"].get("mean_dice_by_clicks") for m, r in inter["methods"].items()}
         out["noc"] = {m: {k: r["pooled"].get(k) for k in ("noc85", "noc90", "noc85_failures", "noc90_failures")}
                       for m, r in inter["methods"].items()}
+    ab = (sections.get("ablations") or {}).get("variants")
+    if ab:
+        out["dice_ablations"] = {
+            name: {"auto_phantoms_heldout": r["auto"].get("phantoms_heldout_mean"),
+                   "auto_ct_bundled": (r["auto"].get("ct_bundled") or {}).get("mean"),
+                   "interactive_by_clicks": (r.get("interactive") or {}).get("mean_dice_by_clicks")}
+            for name, r in ab.items()}
     return out
 
 
@@ -241,8 +251,8 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
                 + (f". 1-minute load average while training: median {load['median']:.2f}, max {load['max']:.2f} "
                    f"({load['samples']} samples)" if load.get("samples") else "") + ".", ""]
         out += _table(["model", "steps / iterations", "training s", "process s"],
-                      [[n, r.get("steps", r.get("iterations")), r["train_seconds"], r["process_seconds"]]
-                       for n, r in t["models"].items()])
+                      [[n + (" (earlier run)" if r.get("earlier_run") else ""), r.get("steps", r.get("iterations")),
+                        r["train_seconds"], r["process_seconds"]] for n, r in t["models"].items()])
     if "ablations" in sec:
         ab = sec["ablations"]
         k = ab["max_clicks"]

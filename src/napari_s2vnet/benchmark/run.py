@@ -58,6 +58,7 @@ class BenchConfig:
     classes_per_case: int = 6
     train_budget_min: float = 0.0
     train_jobs: int = 1  # trainings run at once (each with ``threads`` torch threads)
+    train_only: tuple[str, ...] = ()  # subset of the models to train ("dynunet" and/or VARIANTS names); () = all
     train_phantoms: int = 16
     train_dir: Path | None = None
     ablation_classes_per_case: int = 4
@@ -261,8 +262,20 @@ def section_training(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
 
     if cfg.train_budget_min <= 0:
         raise ValueError("the training section needs --train-budget-min > 0")
-    return train_all(cfg.train_dir or cfg.out / "train", cfg.train_budget_min * 60, cfg.train_phantoms,
-                     cfg.threads, tuple(VARIANTS), True, cfg.roi, parallel=cfg.train_jobs, log=log)
+    only = set(cfg.train_only)
+    unknown = only - set(VARIANTS) - {"dynunet"}
+    if unknown:
+        raise ValueError(f"unknown models to train {sorted(unknown)}: choose from dynunet, {', '.join(VARIANTS)}")
+    variants = tuple(v for v in VARIANTS if not only or v in only)
+    result = train_all(cfg.train_dir or cfg.out / "train", cfg.train_budget_min * 60, cfg.train_phantoms,
+                       cfg.threads, variants, not only or "dynunet" in only, cfg.roi, parallel=cfg.train_jobs, log=log)
+    old = _load_section(cfg.out, "training")
+    if only and old:  # models trained by an earlier run and not retrained now are kept (marked as such)
+        for name, res in old.get("models", {}).items():
+            key = f"{name}_earlier" if name in result["models"] else name  # a retrained model keeps its old record
+            result["models"].setdefault(key, {**res, "earlier_run": True})
+        result["earlier_runs"] = old.get("earlier_runs", []) + [{k: v for k, v in old.items() if k != "models"}]
+    return result
 
 
 def _describe_ours(predictor, cfg: BenchConfig) -> str:
@@ -434,6 +447,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train the 3D U-Net and our ablations for this many minutes each (adds the 'training' section)")
     p.add_argument("--train-jobs", type=int, default=1,
                    help="trainings run at once (keep jobs x threads <= cores; the load average is reported)")
+    p.add_argument("--train-only", default=None,
+                   help="comma-separated subset of the models to train (dynunet, s2vnet_full, ...); default all")
     p.add_argument("--train-dir", type=Path, default=None, help="trained models to evaluate (default OUT/train)")
     p.add_argument("--classes-per-case", type=int, default=None, help="classes per volume in the click curves")
 
@@ -442,6 +457,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     kw: dict[str, Any] = {"out": args.out, "device": args.device, "threads": args.threads, "weights": args.weights,
                           "train_budget_min": args.train_budget_min, "train_dir": args.train_dir,
                           "train_jobs": args.train_jobs,
+                          "train_only": tuple(t.strip() for t in (args.train_only or "").split(",") if t.strip()),
                           "baseline_grid": args.baseline_grid,
                           "command": "napari-s2vnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
     if args.device == "auto":
