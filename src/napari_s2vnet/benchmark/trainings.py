@@ -86,8 +86,8 @@ def run_jobs(jobs: list[Job], parallel: int, log=print, poll_s: float = 2.0) -> 
             job = waiting.pop(0)
             job.out.mkdir(parents=True, exist_ok=True)
             job.started = time.time()
-            job.process = subprocess.Popen(job.command, stdout=open(job.out / "process.log", "w"),
-                                           stderr=subprocess.STDOUT)
+            with open(job.out / "process.log", "w") as out:  # the child keeps its own copy of the handle
+                job.process = subprocess.Popen(job.command, stdout=out, stderr=subprocess.STDOUT)
             log(f"  started {job.name}")
             running.append(job)
         for job in list(running):
