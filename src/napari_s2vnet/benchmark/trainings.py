@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from napari_s2vnet.benchmark.speed import stats
+
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "s2vnet_full": ("all components (1 centre per class)", []),
     "s2vnet_no_propagation": ("no propagation: centres re-initialised on every slice", ["--ablation", "no-propagation"]),
@@ -126,10 +128,5 @@ def train_all(out: Path, budget_s: float, phantoms: int, threads: int, variants=
         models[job.name] = res
         log(f"  {job.name}: {res.get('steps', res.get('iterations'))} steps, {res['train_seconds']:.0f} s of training")
     return {"budget_s": budget_s, "threads": threads, "parallel": parallel, "phantoms": phantoms, "seed": seed,
-            "wall_seconds": time.time() - t0, "load_avg_1min": {"samples": len(load), "median": _median(load),
-                                                                "max": max(load) if load else None},
+            "wall_seconds": time.time() - t0, "load_avg_1min": {"samples": len(load), **(stats(load) or {})},
             "models": models}
-
-
-def _median(values: list[float]) -> float | None:
-    return sorted(values)[len(values) // 2] if values else None
