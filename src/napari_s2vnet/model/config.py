@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -34,6 +34,8 @@ class ModelConfig:
         centres_per_class: cluster centres per class (automatic slots and clicked classes alike);
             their soft masks are summed into the class (:func:`model.s2vnet.group_probabilities`).
             1 = the paper's setting; more lets a class with several parts or textures split.
+        click_centres: ``per_click`` (each positive click is a centre of its class) or ``pooled``
+            (one recency-weighted centre per class; weights files written before this setting).
         use_propagation / use_aggregation / adaptive_clicks: ablation switches (all on by default).
     """
 
@@ -50,6 +52,7 @@ class ModelConfig:
     max_clicks: int = 16
     pixel_spacing_mm: float = 3.0
     centres_per_class: int = 1
+    click_centres: str = "per_click"
     class_ids: tuple[int, ...] = ()
     class_names: tuple[str, ...] = ()
     use_propagation: bool = True
@@ -65,6 +68,8 @@ class ModelConfig:
             raise ValueError("decoder_strides must be taken from (4, 8, 16)")
         if self.centres_per_class < 1:
             raise ValueError("centres_per_class must be at least 1")
+        if self.click_centres not in ("per_click", "pooled"):
+            raise ValueError("click_centres must be 'per_click' or 'pooled'")
         if self.dim % self.heads:
             raise ValueError("dim must be divisible by heads")
         if any(i <= 0 for i in self.class_ids) or len(set(self.class_ids)) != len(self.class_ids):
@@ -88,11 +93,16 @@ class ModelConfig:
         unknown = set(raw) - set(known)
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        for key, value in LEGACY_VALUES.items():  # settings added later: older files keep their behaviour
+            raw.setdefault(key, value)
         for key, value in raw.items():
             if isinstance(value, list):
                 raw[key] = tuple(value)
         return cls(**raw)
 
+
+#: Value of each setting for weights files written before the setting existed.
+LEGACY_VALUES: dict[str, Any] = {"click_centres": "pooled"}
 
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(),
@@ -128,9 +138,8 @@ class TrainConfig:
     interactive_fraction: float = 0.5
     second_round_fraction: float = 0.5
     phantoms: int = 16
-    phantom_auto: bool = True
     include_mr: bool = True
     val_every: int = 500
     seed: int = 0
     threads: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
+    init: str = ""  # weights file to start from (same architecture and classes); "" = random init

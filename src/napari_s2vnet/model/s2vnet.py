@@ -11,10 +11,19 @@ Every centre carries a *group*: ``0`` = background (learned background centres a
 into per-group probabilities ``(B, G, H, W)``.
 
 Centre layout of a pass, ``m = config.centres_per_class``:
-``[background (nb) | class 1 (m) | class 2 (m) | ... | negatives (q)]``; :meth:`S2VNet.class_centres`
-gives the index range of a class. With ``m > 1`` the copies of a class start from their own learned
-embeddings (automatic mode) or from the click encoding plus a learned per-copy offset (interactive
-mode), so the hard k-means assignment can split the class between them.
+
+* automatic: ``[background (nb) | class 1 (m) | class 2 (m) | ...]``; :meth:`S2VNet.class_centres`
+  gives the index range of a class;
+* clicks: ``[background (nb) | click 1 (m) | click 2 (m) | ... | negatives (q)]``, one entry per
+  positive click (``click_centres="per_click"``) or per class (``"pooled"``); ``groups`` says which
+  class each centre belongs to. Click centres carry a recency ``bias`` (adaptive sampling).
+
+With ``m > 1`` the copies start from their own learned embeddings (automatic mode) or from the click
+encoding plus a learned per-copy offset (interactive mode), so the hard k-means assignment can split
+the class between them.
+
+:class:`Chain` is the one slice-to-slice stepper (history, presence, re-initialisation) used by
+training, automatic inference and the interactive session alike.
 """
 
 from __future__ import annotations
@@ -35,11 +44,22 @@ from napari_s2vnet.model.propagation import CentroidAggregator
 
 @dataclass
 class Anchors:
-    """Initial centres of a pass: ``centres (B,K,D)``, ``groups (B,K)`` long, ``valid (B,K)`` bool."""
+    """Initial centres of a pass: ``centres (B,K,D)``, ``groups (B,K)`` long, ``valid (B,K)`` bool,
+    ``bias (B,K)`` logit prior of each centre (None: all zero)."""
 
     centres: torch.Tensor
     groups: torch.Tensor
     valid: torch.Tensor
+    bias: torch.Tensor | None = None
+
+    def appended(self, centres: torch.Tensor, group: int) -> Anchors:
+        """These anchors plus ``centres`` ``(B, n, D)`` of class ``group`` (valid, zero bias)."""
+        b, n = centres.shape[:2]
+        groups = torch.full((b, n), group, dtype=torch.long, device=centres.device)
+        valid = torch.ones(b, n, dtype=torch.bool, device=centres.device)
+        bias = self.bias if self.bias is not None else torch.zeros_like(self.valid, dtype=centres.dtype)
+        return Anchors(torch.cat([self.centres, centres], 1), torch.cat([self.groups, groups], 1),
+                       torch.cat([self.valid, valid], 1), torch.cat([bias, torch.zeros(b, n, dtype=bias.dtype, device=bias.device)], 1))
 
 
 class S2VNet(nn.Module):
@@ -87,26 +107,25 @@ class S2VNet(nn.Module):
 
     def click_anchors(self, clicks: ClickBatch) -> Anchors:
         b = clicks.class_valid.shape[0]
-        classes, negatives = self.click_encoder(clicks)  # (B, Kc, D), (B, Q, D)
+        made = self.click_encoder(clicks, per_click=self.config.click_centres == "per_click")
         m = self.config.centres_per_class
-        class_valid = clicks.class_valid
-        if m > 1:  # each clicked class -> m centres: the click encoding plus a learned offset per copy
+        classes, groups, valid, bias = made.centres, made.groups, made.valid, made.bias
+        if m > 1:  # each click (or class) -> m centres: the click encoding plus a learned offset per copy
             classes = (classes.unsqueeze(2) + self.copy_embed).flatten(1, 2)
-            class_valid = class_valid.repeat_interleave(m, dim=1)
+            groups, valid, bias = (t.repeat_interleave(m, dim=1) for t in (groups, valid, bias))
         background = self.background_embed.unsqueeze(0).expand(b, -1, -1)
         device = classes.device
-        nb, kc, q = background.shape[1], clicks.class_valid.shape[1], negatives.shape[1]
-        groups = torch.cat([
-            torch.zeros(nb, dtype=torch.long, device=device),
-            torch.arange(1, kc + 1, device=device).repeat_interleave(m),
-            torch.zeros(q, dtype=torch.long, device=device),
-        ]).unsqueeze(0).expand(b, -1)
-        valid = torch.cat([torch.ones(b, nb, dtype=torch.bool, device=device), class_valid, clicks.neg_valid], dim=1)
-        return Anchors(torch.cat([background, classes, negatives], dim=1), groups, valid)
+        nb, q = background.shape[1], made.negatives.shape[1]
+        zeros = torch.zeros(b, nb, dtype=torch.long, device=device)
+        groups = torch.cat([zeros, groups, torch.zeros(b, q, dtype=torch.long, device=device)], 1)
+        valid = torch.cat([torch.ones(b, nb, dtype=torch.bool, device=device), valid, clicks.neg_valid], dim=1)
+        bias = torch.cat([zeros.to(bias.dtype), bias, torch.zeros(b, q, dtype=bias.dtype, device=device)], 1)
+        return Anchors(torch.cat([background, classes, made.negatives], dim=1), groups, valid, bias)
 
     # ----------------------------------------------------------------- one slice / next slice
-    def decode(self, feats: dict[int, torch.Tensor], centres: torch.Tensor, valid: torch.Tensor) -> DecoderOutput:
-        return self.decoder(feats, centres, valid)
+    def decode(self, feats: dict[int, torch.Tensor], centres: torch.Tensor, valid: torch.Tensor,
+               bias: torch.Tensor | None = None) -> DecoderOutput:
+        return self.decoder(feats, centres, valid, bias)
 
     def next_init(self, anchors: torch.Tensor, history: list[torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
         """Initial centres of the next slice from the refined centres of the slices seen so far.
@@ -127,15 +146,43 @@ class S2VNet(nn.Module):
 
     def run_chain(self, feats_seq: list[dict[int, torch.Tensor]], anchors: Anchors) -> list[DecoderOutput]:
         """Decode consecutive slices, propagating the centres from each to the next."""
-        outputs: list[DecoderOutput] = []
-        history: list[torch.Tensor] = []
-        centres = anchors.centres
-        for feats in feats_seq:
-            out = self.decode(feats, centres, anchors.valid)
-            outputs.append(out)
-            history = (history + [out.centres])[-self.config.history :]
-            centres = self.next_init(anchors.centres, history, self.presence(out, anchors))
-        return outputs
+        chain = Chain(self, anchors)
+        return [chain.step(feats) for feats in feats_seq]
+
+
+class Chain:
+    """One propagation chain: decode a slice, carry its centres to the next (both modes, train and
+    inference).
+
+    State: the refined centres of the last ``config.history`` slices (oldest first) and ``present``
+    ``(B, K)``, the centres whose structure was on the last slice (:meth:`S2VNet.presence`; callers
+    may overwrite it, e.g. the session after its own found/not-found decision). :meth:`init` gives the
+    next slice's initial centres (:meth:`S2VNet.next_init`); before any slice, the anchors.
+    """
+
+    def __init__(self, model: S2VNet, anchors: Anchors, first: DecoderOutput | None = None) -> None:
+        self.model, self.anchors = model, anchors
+        self.history: list[torch.Tensor] = []
+        self.present: torch.Tensor | None = None
+        if first is not None:
+            self.push(first)
+
+    def init(self) -> torch.Tensor:
+        return self.model.next_init(self.anchors.centres, self.history, self.present)
+
+    def push(self, out: DecoderOutput) -> None:
+        self.history = (self.history + [out.centres])[-self.model.config.history :]
+        self.present = self.model.presence(out, self.anchors)
+
+    def decode(self, feats: dict[int, torch.Tensor], valid: torch.Tensor | None = None) -> DecoderOutput:
+        """Decode one slice from :meth:`init` without advancing (``valid`` overrides the anchors')."""
+        a = self.anchors
+        return self.model.decode(feats, self.init(), a.valid if valid is None else valid, a.bias)
+
+    def step(self, feats: dict[int, torch.Tensor], valid: torch.Tensor | None = None) -> DecoderOutput:
+        out = self.decode(feats, valid)
+        self.push(out)
+        return out
 
 
 def group_probabilities(mask_logits: torch.Tensor, groups: torch.Tensor, valid: torch.Tensor, num_groups: int) -> torch.Tensor:

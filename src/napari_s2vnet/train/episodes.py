@@ -3,18 +3,16 @@
 An episode is ``T`` consecutive slices of one volume (going up or down), cropped to ``S x S``
 around foreground of its first slice. The same episode serves both modes: automatically (centres
 start from the learned class embeddings) or interactively (centres start from simulated clicks on
-the first slice); :mod:`napari_s2vnet.train.steps` decides. Augmentation is one random affine and
-intensity change per episode, identical on its slices (so propagation sees a coherent volume).
+the first slice); :mod:`napari_s2vnet.train.steps` decides. Augmentation
+(:mod:`napari_s2vnet.train.augment`) is one draw per episode, identical on its slices.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from napari_s2vnet.train.volumes import TrainVolume
 
@@ -77,25 +75,3 @@ class EpisodeSampler:
         images = torch.from_numpy(np.stack([p[0] for p in pairs]))
         labels = torch.from_numpy(np.stack([p[1] for p in pairs]))
         return EpisodeBatch(images, labels, [v.auto for v in vols], [v.name for v in vols])
-
-
-def augment(batch: EpisodeBatch, rng: np.random.Generator) -> EpisodeBatch:
-    """Random rotation/scale/shift and intensity jitter, one draw per episode."""
-    b, t, c, s, _ = batch.images.shape
-    theta = []
-    for _ in range(b):
-        angle = math.radians(rng.uniform(-12, 12))
-        scale = rng.uniform(0.85, 1.15)
-        tx, ty = rng.uniform(-0.08, 0.08, size=2)
-        cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
-        theta.append([[cos, -sin, tx], [sin, cos, ty]])
-    theta_t = torch.tensor(theta, dtype=torch.float32).repeat_interleave(t, dim=0)
-    grid = F.affine_grid(theta_t, [b * t, c, s, s], align_corners=False)
-    images = F.grid_sample(batch.images.reshape(b * t, c, s, s), grid, mode="bilinear", align_corners=False)
-    labels = F.grid_sample(batch.labels.reshape(b * t, 1, s, s).float(), grid, mode="nearest", align_corners=False)
-    gain = torch.tensor(rng.uniform(0.9, 1.1, size=(b, 1, c, 1, 1)), dtype=torch.float32)
-    bias = torch.tensor(rng.uniform(-0.05, 0.05, size=(b, 1, c, 1, 1)), dtype=torch.float32)
-    noise = torch.tensor(rng.uniform(0, 0.03, size=(b, 1, 1, 1, 1)), dtype=torch.float32)
-    images = images.view(b, t, c, s, s) * gain + bias
-    images = images + noise * torch.randn_like(images)
-    return EpisodeBatch(images, labels.view(b, t, s, s).long(), batch.auto, batch.names)

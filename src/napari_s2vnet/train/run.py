@@ -1,8 +1,12 @@
 """``napari-s2vnet train``: assemble the data, the configs and the validator, then train.
 
 Data sources (``--data``, repeatable): ``bundled`` (the real CT for both modes, the real MR for
-interactive episodes only, since its label ids are TotalSegmentator's MR map), or a dataset folder
+interactive episodes only, since its label ids are TotalSegmentator's MR map), the folder written by
+``napari-s2vnet data fetch`` (its ``manifest.json``: the cases marked ``"use": "train"``, for
+interactive episodes; ``--auto-cases`` also uses some for automatic episodes), or a dataset folder
 (nnU-Net raw, MSD, TotalSegmentator, images/ + labels/). ``--phantoms N`` adds procedural phantoms.
+``--exclude NAME`` leaves a case out (leave-one-volume-out runs; ``ct_abdomen`` / ``mr_abdomen`` name
+the bundled ones).
 ``--classes`` keeps only some classes (ids or names); ``--map 7:5`` renames label id 7 to 5.
 """
 
@@ -24,7 +28,7 @@ from napari_s2vnet.model.config import TrainConfig, preset
 from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.inference.predictor import resolve_device
 from napari_s2vnet.train.trainer import train
-from napari_s2vnet.train.volumes import TrainVolume, load_case, phantom_volumes
+from napari_s2vnet.train.volumes import TrainVolume, load_case, load_fetched, phantom_volumes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,6 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interactive-fraction", type=float, default=TrainConfig.interactive_fraction)
     p.add_argument("--phantoms", type=int, default=TrainConfig.phantoms)
     p.add_argument("--no-mr", action="store_true", help="exclude the bundled MR (generalisation runs)")
+    p.add_argument("--exclude", action="append", default=[], help="leave this case out (repeatable)")
+    p.add_argument("--auto-cases", default="", help="fetched cases (comma-separated) also used for automatic episodes")
+    p.add_argument("--fine-mm", type=float, default=0.0,
+                   help="also train interactive episodes on fetched volumes resampled to this finer in-plane "
+                        "spacing (those finer than it natively): what zoomed interactive passes decode")
     p.add_argument("--classes", default=None, help="comma-separated ids or names to keep")
     p.add_argument("--map", action="append", default=[], help="relabel SRC:DST (repeatable)")
     p.add_argument("--val-every", type=int, default=TrainConfig.val_every)
@@ -50,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--init", default="", help="start from this weights file (same preset and classes)")
     p.add_argument("--ablation", choices=["none", "no-propagation", "no-aggregation", "no-adaptive"], default="none")
     p.add_argument("--centres-per-class", type=int, default=None,
                    help="cluster centres per class (default: the preset's, 1)")
@@ -89,17 +99,33 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
     volumes: list[TrainVolume] = []
     class_names: dict[int, str] = {}
     val: list[TrainVolume] = []
+    excluded = set(args.exclude)
+    auto_cases = {c.strip() for c in args.auto_cases.split(",") if c.strip()}
     for source in args.data or ["bundled"]:
         if source == "bundled":
             for spec in bundled_cases(include_mr=not args.no_mr):
                 is_ct = spec.cases[0].name.startswith("ct")
+                held_out = spec.cases[0].name in excluded
+                if held_out and not is_ct:
+                    continue
                 spec = _select(spec, args.classes) if is_ct else spec
                 vol = load_case(spec.cases[0], spec.class_names, target_mm, auto=is_ct, weight=3.0 if is_ct else 1.0)
-                if is_ct:
+                if is_ct:  # its classes stay the automatic classes; held out, it only validates
                     vol = _relabel(vol, mapping)
                     class_names.update(_mapped(spec.class_names, mapping))
                     val.append(vol)
-                volumes.append(vol)
+                if not held_out:
+                    volumes.append(vol)
+        elif (Path(source) / "manifest.json").is_file():
+            from napari_s2vnet.data.fetch import read_manifest
+
+            for case in read_manifest(Path(source)):
+                if case.use == "train" and case.name not in excluded:
+                    vol = load_fetched(case, target_mm, auto=case.name in auto_cases)
+                    volumes.append(vol)
+                    if args.fine_mm and vol.native_mm <= args.fine_mm * 1.25:
+                        fine = load_fetched(case, args.fine_mm, auto=False)
+                        volumes.append(dataclasses.replace(fine, name=f"{fine.name}@{args.fine_mm:g}mm"))
         else:
             spec = _select(discover(Path(source)), args.classes)
             vols = [_relabel(load_case(c, spec.class_names, target_mm, auto=True), mapping) for c in spec.cases]
@@ -110,6 +136,8 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
         volumes += phantom_volumes(args.phantoms, target_mm, args.seed, auto=True, weight=1.0 / args.phantoms)
         phantom_names = {i: n for i, n in PHANTOM_CLASSES.items() if not args.classes or i in class_names}
         class_names.update(phantom_names)
+    if not volumes:
+        raise InputError("no training volumes left (check --data and --exclude)")
     if not class_names:
         raise InputError("no classes left to train (check --classes)")
     return volumes, class_names, val
@@ -139,12 +167,22 @@ def make_validator(val: list[TrainVolume], device: str, top: int = 10):
     return validate
 
 
+def _check_train_extra() -> None:
+    import importlib.util
+
+    missing = [m for m in ("monai", "skimage") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(f"training needs {', '.join(missing)}: pip install 'napari-s2vnet[train]'")
+
+
 def run(args: argparse.Namespace) -> Path:
+    _check_train_extra()
     cfg = TrainConfig(
         steps=args.steps, batch_episodes=args.batch, episode_slices=args.slices, crop=args.crop, lr=args.lr,
         long_slices=args.long_slices, long_from=args.long_from,
         interactive_fraction=args.interactive_fraction, phantoms=args.phantoms, include_mr=not args.no_mr,
         val_every=args.val_every, seed=args.seed, threads=args.threads, time_budget_s=60.0 * args.time_budget_min,
+        init=str(args.init),
     )
     overrides = {"no-propagation": {"use_propagation": False}, "no-aggregation": {"use_aggregation": False},
                  "no-adaptive": {"adaptive_clicks": False}}.get(args.ablation, {})

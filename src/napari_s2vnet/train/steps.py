@@ -1,11 +1,18 @@
 """One training step of each kind: automatic episodes and simulated-click episodes.
 
-Both run the same network over ``T`` consecutive slices with propagation; only the initial
-centres differ. Interactive episodes: 1-3 classes present on the first slice get a first click deep
-inside; with probability ``second_round_fraction`` the first slice is decoded, a correction click is
-placed in the largest error (positive or negative) and the slice is decoded again from the updated
-click centres (a refinement round, which is what adaptive sampling weighs); the last round's
-centres are then propagated through the remaining slices.
+Both run the same network over ``T`` consecutive slices with :class:`~napari_s2vnet.model.s2vnet.Chain`
+(the propagation stepper inference uses); only the initial centres differ.
+
+Interactive episodes follow the evaluation protocol (and what a user does), RITM-style:
+
+1. 1-3 targets of any kind (:mod:`napari_s2vnet.train.targets`: a class, a union, a part, a
+   supervoxel, a synthetic lesion) get a first click deep inside on the first slice; that slice is
+   decoded and the centres propagate through the episode (loss on every slice).
+2. With probability ``second_round_fraction``, 1-3 correction rounds follow: each places one click
+   at the deepest point of the largest 3D error region of the current prediction over the episode's
+   slices (positive for a miss, negative for a leak), on whatever slice it lies, then decodes that
+   slice from all clicks so far and propagates both ways from it, as ``Session`` does. Intermediate
+   rounds run without gradient; the last one is trained.
 """
 
 from __future__ import annotations
@@ -16,11 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_s2vnet.evaluation.clicks import correction_click, first_click
+from napari_s2vnet.evaluation.clicks import deepest_point, first_click, largest_error
 from napari_s2vnet.model.clicks import ClickBatch
-from napari_s2vnet.model.s2vnet import S2VNet, group_probabilities
+from napari_s2vnet.model.s2vnet import Anchors, Chain, S2VNet, group_probabilities
 from napari_s2vnet.train.episodes import EpisodeBatch
 from napari_s2vnet.train.losses import slice_losses
+from napari_s2vnet.train.targets import episode_targets
 
 
 def class_lut(model: S2VNet, max_id: int = 1024) -> torch.Tensor:
@@ -42,6 +50,7 @@ def _split_feats(feats: dict[int, torch.Tensor], b: int, t: int) -> list[dict[in
 
 
 def auto_step(model: S2VNet, batch: EpisodeBatch, lut: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Automatic episode: learned class centres on the first slice, propagated through the rest."""
     b, t = batch.labels.shape[:2]
     device = batch.images.device
     feats = _split_feats(model.encode(batch.images.flatten(0, 1)), b, t)
@@ -57,113 +66,130 @@ def auto_step(model: S2VNet, batch: EpisodeBatch, lut: torch.Tensor) -> dict[str
     return {k: v / t for k, v in acc.items()}
 
 
-@dataclass
-class _Clicks:
-    pos: list[list[tuple[float, float, int, int]]]  # per episode: (y, x, group index, round)
-    neg: list[list[tuple[float, float]]]
-    classes: list[list[int]]  # per episode: user ids of the groups 1..n
+@dataclass(frozen=True)
+class _SimClick:
+    z: int
+    y: float
+    x: float
+    group: int  # 0-based target index
+    round: int
+    positive: bool
 
 
-def _simulate_first(labels0: np.ndarray, rng: np.random.Generator, min_area: int = 8) -> _Clicks:
-    clicks = _Clicks([], [], [])
-    for lab in labels0:
-        ids, counts = np.unique(lab[lab > 0], return_counts=True)
-        ids = ids[counts >= min_area]
-        chosen = list(rng.choice(ids, size=min(len(ids), int(rng.integers(1, 4))), replace=False)) if len(ids) else []
-        pos = []
-        for g, cid in enumerate(chosen):
-            c = first_click(lab == cid, rng=rng, jitter=0.3)
-            pos.append((float(c.point[0]), float(c.point[1]), g, 0))
-        clicks.pos.append(pos)
-        clicks.neg.append([])
-        clicks.classes.append([int(c) for c in chosen])
-    return clicks
-
-
-def _click_batch(model: S2VNet, feats: dict[int, torch.Tensor], clicks: _Clicks, hw: tuple[int, int]) -> ClickBatch:
-    b = len(clicks.pos)
-    device = feats[2].device
-    p = max(1, max(len(x) for x in clicks.pos))
-    q = max(1, max(len(x) for x in clicks.neg))
-    kc = max(1, max(len(x) for x in clicks.classes))
-    pts = torch.zeros(b, p, 2)
+def _click_batch(model: S2VNet, feats: list[dict[int, torch.Tensor]], clicks: list[list[_SimClick]], kc: int,
+                 hw: tuple[int, int]) -> ClickBatch:
+    """Padded clicks of every episode, features sampled on each click's own slice."""
+    b = len(clicks)
+    device = feats[0][2].device
+    pos = [[c for c in cl if c.positive] for cl in clicks]
+    neg = [[c for c in cl if not c.positive] for cl in clicks]
+    p, q = max(1, max(map(len, pos))), max(1, max(map(len, neg)))
+    dim = 4 * feats[0][2].shape[1]
+    pos_feats, neg_feats = torch.zeros(b, p, dim, device=device), torch.zeros(b, q, dim, device=device)
     grp = torch.zeros(b, p, dtype=torch.long)
     rnd = torch.zeros(b, p, dtype=torch.long)
     pval = torch.zeros(b, p, dtype=torch.bool)
-    npts = torch.zeros(b, q, 2)
     nval = torch.zeros(b, q, dtype=torch.bool)
     cval = torch.zeros(b, kc, dtype=torch.bool)
     for i in range(b):
-        for j, (y, x, g, r) in enumerate(clicks.pos[i]):
-            pts[i, j] = torch.tensor([y, x]); grp[i, j] = g; rnd[i, j] = r; pval[i, j] = True
-        for j, (y, x) in enumerate(clicks.neg[i]):
-            npts[i, j] = torch.tensor([y, x]); nval[i, j] = True
-        cval[i, : len(clicks.classes[i])] = True
-    pos_feats = model.sample_clicks(feats, pts.to(device), hw)
-    neg_feats = model.sample_clicks(feats, npts.to(device), hw)
+        for out, items, valid in ((pos_feats, pos[i], pval), (neg_feats, neg[i], nval)):
+            for j, c in enumerate(items):
+                pt = torch.tensor([[[c.y, c.x]]], dtype=torch.float32, device=device)
+                out[i, j] = model.sample_clicks({s: f[i : i + 1] for s, f in feats[c.z].items()}, pt, hw)[0, 0]
+                valid[i, j] = True
+        for j, c in enumerate(pos[i]):
+            grp[i, j], rnd[i, j] = c.group, c.round
+            cval[i, c.group] = True
     return ClickBatch(pos_feats, grp.to(device), rnd.to(device), pval.to(device), neg_feats, nval.to(device), cval.to(device))
 
 
+def _class_target(model: S2VNet, anchors: Anchors, slot_of_group: torch.Tensor) -> torch.Tensor:
+    """Class-head target per centre: 0 for the learned background, the target's model slot for its
+    click centres (-100 = ignored: not a model class), -100 for negative-click centres."""
+    table = torch.cat([torch.zeros_like(slot_of_group[:, :1]), slot_of_group], 1)  # (B, 1 + kc)
+    target = table.gather(1, anchors.groups)
+    index = torch.arange(anchors.groups.shape[1], device=target.device)
+    return target.masked_fill((anchors.groups == 0) & (index >= model.config.num_background), -100)
+
+
+def _round(model: S2VNet, feats, clicks, kc, hw, start: int, targets: torch.Tensor, slot: torch.Tensor,
+           num_groups: int, train: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Decode slice ``start`` from the clicks, propagate both ways; -> (mean losses, group map (B,T,S,S))."""
+    t = len(feats)
+    with torch.set_grad_enabled(train and torch.is_grad_enabled()):
+        anchors = model.click_anchors(_click_batch(model, feats, clicks, kc, hw))
+        cls_target = _class_target(model, anchors, slot)
+        chain = Chain(model, anchors)
+        first = chain.step(feats[start])
+        outs = {start: first}
+        for step in (1, -1):
+            branch = Chain(model, anchors, first)
+            for z in range(start + step, t if step > 0 else -1, step):
+                outs[z] = branch.step(feats[z])
+        acc: dict[str, torch.Tensor] = {}
+        preds = []
+        for z in range(t):
+            if train:
+                _add(acc, slice_losses(outs[z], anchors.groups, anchors.valid, targets[:, z], num_groups, cls_target))
+            with torch.no_grad():
+                logits = F.interpolate(outs[z].mask_logits.float(), size=targets.shape[-2:], mode="bilinear",
+                                       align_corners=False)
+                preds.append(group_probabilities(logits, anchors.groups, anchors.valid, num_groups).argmax(1))
+    return {k: v / t for k, v in acc.items()}, torch.stack(preds, 1)
+
+
+def _correction(pred: np.ndarray, target: np.ndarray, n_groups: int) -> tuple[int, tuple[int, int, int], bool] | None:
+    """The largest 3D error region over all targets of one episode -> (group, (z, y, x), positive)."""
+    best = None
+    for g in range(1, n_groups + 1):
+        found = largest_error(pred == g, target == g)
+        if found is not None and (best is None or found[0] > best[0]):
+            best = (found[0], g, found[1], found[2])
+    if best is None:
+        return None
+    point = deepest_point(best[2], (3.0, 1.0, 1.0))
+    return best[1] - 1, point, best[3]
+
+
 def interactive_step(
-    model: S2VNet, batch: EpisodeBatch, lut: torch.Tensor, rng: np.random.Generator, second_round_fraction: float
+    model: S2VNet, batch: EpisodeBatch, lut: torch.Tensor, rng: np.random.Generator, second_round_fraction: float,
+    max_corrections: int = 3,
 ) -> dict[str, torch.Tensor]:
     b, t, _, s, _ = batch.images.shape
     device = batch.images.device
-    feats = _split_feats(model.encode(batch.images.flatten(0, 1)), b, t)
-    labels_np = batch.labels.cpu().numpy()
-    clicks = _simulate_first(labels_np[:, 0], rng)
-    kc = max(1, max(len(c) for c in clicks.classes))
+    made = [episode_targets(batch.images[i].cpu().numpy(), batch.labels[i].cpu().numpy(), rng) for i in range(b)]
+    images = torch.from_numpy(np.stack([m.images for m in made])).to(device)
+    targets_np = np.stack([m.targets for m in made])
+    targets = torch.from_numpy(targets_np).to(device)
+    kc = max(1, max(len(m.kinds) for m in made))
     num_groups = kc + 1
-    group_lut = torch.zeros(b, int(batch.labels.max()) + 1, dtype=torch.long)
-    for i, ids in enumerate(clicks.classes):
-        for g, cid in enumerate(ids, start=1):
-            group_lut[i, cid] = g
-    targets = torch.gather(group_lut, 1, batch.labels.cpu().flatten(1)).view(b, t, s, s).to(device)
-    slot_of_class = torch.full((b, kc), -100, dtype=torch.long)
-    for i, ids in enumerate(clicks.classes):
-        for g, cid in enumerate(ids):
-            if batch.auto[i] and cid < len(lut) and lut[cid] > 0:
-                slot_of_class[i, g] = lut[cid]
-
-    def decode_first(cl: _Clicks):
-        anchors = model.click_anchors(_click_batch(model, feats[0], cl, (s, s)))
-        out = model.decode(feats[0], anchors.centres, anchors.valid)
-        return anchors, out
-
-    def class_target(anchors) -> torch.Tensor:
-        nb, m = model.config.num_background, model.config.centres_per_class
-        q = anchors.groups.shape[1] - nb - kc * m
-        return torch.cat([torch.zeros(b, nb, dtype=torch.long), slot_of_class.repeat_interleave(m, dim=1),
-                          torch.full((b, q), -100, dtype=torch.long)], 1).to(device)
-
-    acc: dict[str, torch.Tensor] = {}
-    anchors, out = decode_first(clicks)
-    _add(acc, slice_losses(out, anchors.groups, anchors.valid, targets[:, 0], num_groups, class_target(anchors)))
-    n_terms = 1
-    if rng.random() < second_round_fraction:
-        with torch.no_grad():
-            logits = F.interpolate(out.mask_logits.float(), size=(s, s), mode="bilinear", align_corners=False)
-            pred = group_probabilities(logits, anchors.groups, anchors.valid, num_groups).argmax(1).cpu().numpy()
-        tgt0 = targets[:, 0].cpu().numpy()
-        for i, ids in enumerate(clicks.classes):
-            if not ids:
-                continue
-            g = int(rng.integers(1, len(ids) + 1))
-            c = correction_click(pred[i] == g, tgt0[i] == g)
-            if c is None:
-                continue
-            if c.positive:
-                clicks.pos[i].append((float(c.point[0]), float(c.point[1]), g - 1, 1))
-            else:
-                clicks.neg[i].append((float(c.point[0]), float(c.point[1])))
-        anchors, out = decode_first(clicks)
-        _add(acc, slice_losses(out, anchors.groups, anchors.valid, targets[:, 0], num_groups, class_target(anchors)))
-        n_terms += 1
-    history = [out.centres]
-    for i in range(1, t):
-        init = model.next_init(anchors.centres, history)
-        out = model.decode(feats[i], init, anchors.valid)
-        history = (history + [out.centres])[-model.config.history :]
-        _add(acc, slice_losses(out, anchors.groups, anchors.valid, targets[:, i], num_groups, class_target(anchors)))
-        n_terms += 1
-    return {k: v / n_terms for k, v in acc.items()}
+    slot = torch.full((b, kc), -100, dtype=torch.long)
+    for i, m in enumerate(made):
+        for g, cid in enumerate(m.class_ids):
+            if batch.auto[i] and 0 < cid < len(lut) and lut[cid] > 0:
+                slot[i, g] = lut[cid]
+    slot = slot.to(device)
+    feats = _split_feats(model.encode(images.flatten(0, 1)), b, t)
+    clicks: list[list[_SimClick]] = []
+    for i, m in enumerate(made):
+        first = [first_click(m.targets[0] == g, rng=rng, jitter=0.3) for g in range(1, len(m.kinds) + 1)]
+        clicks.append([_SimClick(0, float(c.point[0]), float(c.point[1]), g, 0, True) for g, c in enumerate(first)])
+    corrections = int(rng.integers(1, max_corrections + 1)) if rng.random() < second_round_fraction else 0
+    losses, pred = _round(model, feats, clicks, kc, (s, s), 0, targets, slot, num_groups, train=True)
+    for r in range(1, corrections + 1):
+        starts = []
+        pred_np = pred.cpu().numpy()
+        for i, m in enumerate(made):
+            found = _correction(pred_np[i], targets_np[i], len(m.kinds)) if m.kinds else None
+            if found is not None:
+                g, (z, y, x), positive = found
+                clicks[i] = clicks[i] + [_SimClick(z, float(y), float(x), g, r, positive)]
+                starts.append(z)
+        if not starts:
+            break
+        start = int(rng.choice(starts))  # one start slice per step: the episodes share the chain
+        last = r == corrections
+        new, pred = _round(model, feats, clicks, kc, (s, s), start, targets, slot, num_groups, train=last)
+        if last:
+            losses = {k: (losses[k] + new[k]) / 2 for k in losses}
+    return losses

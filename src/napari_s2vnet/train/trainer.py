@@ -29,7 +29,8 @@ from napari_s2vnet.inference.predictor import resolve_device
 from napari_s2vnet.model.config import ModelConfig, TrainConfig
 from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.model.weights import save_weights
-from napari_s2vnet.train.episodes import EpisodeSampler, augment
+from napari_s2vnet.train.augment import EpisodeAugmenter, left_right_swap
+from napari_s2vnet.train.episodes import EpisodeSampler
 from napari_s2vnet.train.losses import total
 from napari_s2vnet.train.plots import plot_curves
 from napari_s2vnet.train.steps import auto_step, class_lut, interactive_step
@@ -72,6 +73,8 @@ def train(
     rng = np.random.default_rng([cfg.seed, rank])
     run_dir.mkdir(parents=True, exist_ok=True)
     model = S2VNet(model_config).to(dev)
+    if cfg.init and not resume:
+        _load_init(model, Path(cfg.init))
     if world > 1:  # same seed gives the same init; broadcast anyway so every rank starts equal
         for p in model.parameters():
             torch.distributed.broadcast(p.data, 0)
@@ -94,6 +97,8 @@ def train(
         rng = np.random.default_rng([cfg.seed, rank, start])
     sampler = EpisodeSampler(volumes, cfg.episode_slices, cfg.crop, rng)
     lut = class_lut(model)
+    augment = EpisodeAugmenter(left_right_swap(dict(zip(model_config.class_ids, model_config.class_names)), len(lut) - 1),
+                               seed=cfg.seed * 1000 + rank + start)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
     if rank == 0:
         (run_dir / "config.json").write_text(json.dumps(
@@ -113,7 +118,7 @@ def train(
         interactive = rng.random() < cfg.interactive_fraction
         long = cfg.long_slices > 0 and step >= cfg.long_from
         sampler.slices = cfg.long_slices if long else cfg.episode_slices
-        batch = augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)
+        batch = augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)  # one draw per episode
         batch.images, batch.labels = batch.images.to(dev), batch.labels.to(dev)
         model.train()
         with amp:
@@ -158,6 +163,18 @@ def train(
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return weights
+
+
+def _load_init(model: S2VNet, path: Path) -> None:
+    """Start from the parameters of ``path`` (strict: same architecture and automatic classes)."""
+    from napari_s2vnet.errors import InputError
+    from napari_s2vnet.model.weights import load_weights
+
+    start = load_weights(path, "cpu")
+    if (start.config.class_ids, start.config.widths, start.config.dim) != (
+            model.config.class_ids, model.config.widths, model.config.dim):
+        raise InputError(f"--init {path}: its classes or architecture differ from this run's model")
+    model.load_state_dict(start.state_dict(), strict=True)
 
 
 def _over_budget(elapsed_s: float, budget_s: float, world: int, device: torch.device) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_s2vnet.data.datasets import Case, DatasetSpec, load_case_labels
+from napari_s2vnet.data.datasets import Case, load_case_labels
 from napari_s2vnet.data.io import read_volume
 from napari_s2vnet.data.phantom import make_phantom
 from napari_s2vnet.data.preprocess import normalize_intensity, resample_inplane, target_hw
@@ -24,7 +24,7 @@ class TrainVolume:
     labels: np.ndarray  # (Z, H, W) int32 user label ids
     auto: bool  # its ids are the model's class ids: usable for automatic episodes
     weight: float  # sampling weight
-    class_map: dict[int, int] | None = None  # user id -> model id (None: identity)
+    native_mm: float = 0.0  # finest in-plane spacing of the source file
 
 
 def prepare(
@@ -34,7 +34,8 @@ def prepare(
     hw = target_hw(image_zyx.shape[1:], spacing_zyx[1:], target_mm)
     image = resample_inplane(normalize_intensity(image_zyx, modality), hw, "linear")
     labels = resample_inplane(labels_zyx.astype(np.int32), hw, "nearest")
-    return TrainVolume(name, np.ascontiguousarray(image, dtype=np.float32), labels, auto, weight)
+    return TrainVolume(name, np.ascontiguousarray(image, dtype=np.float32), labels, auto, weight,
+                       float(min(spacing_zyx[1:])))
 
 
 def load_case(case: Case, class_names: dict[int, str], target_mm: float, auto: bool,
@@ -48,8 +49,9 @@ def load_case(case: Case, class_names: dict[int, str], target_mm: float, auto: b
                    vol.modality or "CT", target_mm, case.name, auto, weight)
 
 
-def load_dataset(spec: DatasetSpec, target_mm: float, auto: bool = True, weight: float = 1.0) -> list[TrainVolume]:
-    return [load_case(c, spec.class_names, target_mm, auto, weight) for c in spec.cases]
+def load_fetched(case, target_mm: float, auto: bool, weight: float = 1.0) -> TrainVolume:
+    """A volume written by ``napari-s2vnet data fetch`` (:class:`napari_s2vnet.data.fetch.FetchedCase`)."""
+    return load_case(Case(case.image, case.labels, case.name), case.class_names, target_mm, auto, weight, case.modality)
 
 
 def phantom_volumes(count: int, target_mm: float, seed: int, auto: bool, weight: float = 1.0) -> list[TrainVolume]:

@@ -1,0 +1,83 @@
+"""Episode augmentation at the level of nnU-Net's, with MONAI's transforms.
+
+Why MONAI: of the three libraries the issue names, MONAI (already the benchmark's 3D baseline
+library) installs beside the CPU ``torch==2.13.0`` without torchvision and works on torch tensors
+channel-first; TorchIO works on 3D subjects (an episode is a stack of 2D slices that must share one
+in-plane transform) and batchgeneratorsv2 pins its own numpy/torch stack. MONAI's dictionary
+transforms apply one draw to the image and the labels together.
+
+One draw per episode, shared by its ``T`` slices (the slices travel as channels ``(T*C, S, S)``), so
+propagation sees a coherent volume:
+
+* spatial: mirroring left-right (then left/right classes swap, :func:`left_right_swap`), rotation
+  ±15°, scaling 0.7-1.4 per axis (which also randomises the in-plane spacing), elastic deformation;
+* intensity: gamma 0.7-1.5, contrast and brightness, Gaussian blur, Gaussian noise, and low
+  resolution (down- then up-sampling).
+
+Labels are resampled with nearest neighbour; images bilinearly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from napari_s2vnet.train.episodes import EpisodeBatch
+
+
+def left_right_swap(class_names: dict[int, str], max_id: int) -> torch.Tensor:
+    """Id lookup table ``(max_id + 1,)`` that swaps ``*_left`` and ``*_right`` classes."""
+    lut = torch.arange(max_id + 1)
+    by_name = {name: i for i, name in class_names.items()}
+    for i, name in class_names.items():
+        for a, b in (("_left", "_right"), ("_right", "_left")):
+            if name.endswith(a) and name[: -len(a)] + b in by_name and i <= max_id and by_name[name[: -len(a)] + b] <= max_id:
+                lut[i] = by_name[name[: -len(a)] + b]
+    return lut
+
+
+class EpisodeAugmenter:
+    """Callable ``(EpisodeBatch, rng) -> EpisodeBatch``; ``swap`` is the left/right id table."""
+
+    def __init__(self, swap: torch.Tensor, seed: int = 0) -> None:
+        from monai import transforms as mt
+
+        keys = ("image", "label")
+        self.swap = swap
+        self.spatial = mt.Compose([
+            mt.RandAffined(keys, prob=0.9, rotate_range=(math.radians(15),), scale_range=((-0.3, 0.4), (-0.3, 0.4)),
+                           translate_range=(8, 8), mode=("bilinear", "nearest"), padding_mode="zeros"),
+            mt.Rand2DElasticd(keys, spacing=(24, 24), magnitude_range=(0.5, 2.0), prob=0.2,
+                              mode=("bilinear", "nearest"), padding_mode="zeros"),
+        ])
+        self.intensity = mt.Compose([
+            mt.RandAdjustContrastd("image", prob=0.25, gamma=(0.7, 1.5)),
+            mt.RandScaleIntensityd("image", factors=0.25, prob=0.2),
+            mt.RandShiftIntensityd("image", offsets=0.08, prob=0.2),
+            mt.RandGaussianSmoothd("image", sigma_x=(0.5, 1.2), sigma_y=(0.5, 1.2), prob=0.15),
+            mt.RandGaussianNoised("image", prob=0.2, std=0.03),
+            mt.RandSimulateLowResolutiond("image", prob=0.15, zoom_range=(0.5, 1.0), upsample_mode="bilinear"),
+        ])
+        self.spatial.set_random_state(seed)
+        self.intensity.set_random_state(seed + 1)
+
+    def __call__(self, batch: EpisodeBatch, rng: np.random.Generator, mirror: bool = True) -> EpisodeBatch:
+        b, t, c, s, _ = batch.images.shape
+        images, labels = [], []
+        for i in range(b):
+            img = batch.images[i].reshape(t * c, s, s)
+            lab = batch.labels[i]
+            if mirror and rng.random() < 0.5:
+                img, lab = img.flip(-1), self.swap[lab.clamp(0, len(self.swap) - 1)].where(lab < len(self.swap), lab).flip(-1)
+            out = self.spatial({"image": img, "label": lab.float()})
+            out = self.intensity({"image": _plain(out["image"]).clamp(0, 1), "label": out["label"]})
+            images.append(_plain(out["image"]).float().clamp(0, 1).reshape(t, c, s, s))
+            labels.append(_plain(out["label"]).round().long())
+        return EpisodeBatch(torch.stack(images), torch.stack(labels), batch.auto, batch.names)
+
+
+def _plain(x) -> torch.Tensor:
+    """A plain tensor from MONAI's output (a ``MetaTensor`` or an array)."""
+    return x.as_tensor() if hasattr(x, "as_tensor") else torch.as_tensor(np.asarray(x))

@@ -1,0 +1,185 @@
+"""Targets of interactive episodes: "segment what I clicked", not "recognise these classes".
+
+An interactive episode segments 1-3 *targets* at once; each is drawn from one of five kinds, so the
+model learns to follow the user's clicks on structures that no label map names:
+
+* ``class``: one labelled class (the only kind that also trains the class head);
+* ``union``: a class together with 1-2 classes that touch it on the first slice;
+* ``part``: one 3D connected component of a class (one kidney pole, one rib, one vessel branch);
+* ``region``: a label-free supervoxel of the image (3D SLIC on the episode's slices, as the
+  pseudo-masks used to train universal interactive models: SAM-Med3D, nnInteractive);
+* ``lesion``: a synthetic lesion painted into an organ (or into the body where no organ is
+  labelled): a 3D blob with an irregular border, its own contrast (hypo- or hyper-dense), a grainy
+  texture and a soft margin, following label-free tumour synthesis (Hu et al., "Label-free liver
+  tumor segmentation", CVPR 2023: shape from thresholded smooth noise inside an ellipsoid, texture
+  from smoothed Gaussian noise, edge blurring; their liver-specific HU ranges are replaced here by a
+  contrast relative to the host organ, so the same generator serves CT, MR and any organ).
+
+Every target must be visible on the episode's first slice (where the first click goes).
+Shapes: images ``(T, C, S, S)``, labels ``(T, S, S)``; a target map ``(T, S, S)`` holds 0 for the
+rest and ``g`` for target ``g`` (painted in order, later targets on top).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+KINDS = ("class", "union", "part", "region", "lesion")
+KIND_WEIGHTS = (0.35, 0.1, 0.15, 0.15, 0.25)
+MIN_AREA = 8  # pixels a target needs on the first slice
+
+
+@dataclass
+class EpisodeTargets:
+    images: np.ndarray  # (T, C, S, S) with any synthetic lesion painted in
+    targets: np.ndarray  # (T, S, S) int64, 0 = background, g = target g
+    class_ids: list[int]  # per target: the label id when the kind is "class", else 0
+    kinds: list[str]
+
+
+def smooth_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise smoothed with ``sigma`` (pixels), rescaled to unit standard deviation."""
+    noise = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    return noise / max(float(noise.std()), 1e-6)
+
+
+def lesion_mask(shape: tuple[int, int, int], centre: tuple[float, float, float], radius: float,
+                z_scale: float, rng: np.random.Generator) -> np.ndarray:
+    """A 3D blob ``(T, S, S)``: an ellipsoid (``radius`` px in-plane, ``radius / z_scale`` slices
+    along z) whose border is made irregular by smooth noise."""
+    t, h, w = shape
+    z, y, x = np.ogrid[:t, :h, :w]
+    ry, rx = radius * rng.uniform(0.7, 1.3, size=2)
+    dist = ((z - centre[0]) * z_scale / radius) ** 2 + ((y - centre[1]) / ry) ** 2 + ((x - centre[2]) / rx) ** 2
+    rough = 0.35 * smooth_noise(shape, max(1.0, radius / 3), rng)
+    return np.sqrt(dist) + rough * 0.3 < 1.0
+
+
+def paint_lesion(images: np.ndarray, mask: np.ndarray, host: np.ndarray, rng: np.random.Generator,
+                 value_range: tuple[float, float] | None = (0.0, 1.0)) -> np.ndarray:
+    """Images ``(T, C, S, S)`` with a lesion of contrast relative to ``host`` (a boolean region).
+
+    Works on normalised network input (clipped to ``value_range``) and on raw intensities (HU or MR
+    values, ``value_range=None``, one channel): the contrast is 1.5-5 standard deviations of the
+    host's intensities, darker in 65 % of the draws."""
+    out = images.copy()
+    region = host if host.sum() > 20 else np.ones_like(host)
+    ch0 = images[:, 0][region]
+    spread = max(float(ch0.std()), 0.02)
+    sign = -1.0 if rng.random() < 0.65 else 1.0  # most lesions are hypo-intense on contrast CT
+    delta = sign * rng.uniform(1.5, 5.0) * spread
+    texture = rng.uniform(0.2, 0.8) * spread * smooth_noise(mask.shape, rng.uniform(0.6, 1.5), rng)
+    margin = ndimage.gaussian_filter(mask.astype(np.float32), (0.3, *(2 * [rng.uniform(0.5, 1.5)])))
+    change0 = margin * delta + mask * texture
+    for c in range(images.shape[1]):
+        vals = images[:, c][region]
+        # each channel is a monotone map of the same intensity: carry the change with its local slope
+        slope = 1.0 if c == 0 else float(np.cov(ch0, vals)[0, 1] / max(np.var(ch0), 1e-8))
+        changed = images[:, c] + slope * change0
+        out[:, c] = changed if value_range is None else np.clip(changed, *value_range)
+    return out
+
+
+def _supervoxels(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from skimage.segmentation import slic
+
+    t = image.shape[0]
+    spacing = (float(rng.uniform(1.0, 3.0)), 1.0, 1.0) if t > 1 else (1.0, 1.0, 1.0)
+    return slic(image.astype(np.float64), n_segments=int(rng.integers(12, 48)), compactness=0.08,
+                channel_axis=None, start_label=1, spacing=spacing)
+
+
+def _pick_class(first: np.ndarray, rng: np.random.Generator, min_area: int) -> int | None:
+    ids, counts = np.unique(first[first > 0], return_counts=True)
+    ids = ids[counts >= min_area]
+    return int(rng.choice(ids)) if len(ids) else None
+
+
+def _target(kind: str, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+            cache: dict) -> tuple[np.ndarray, int, np.ndarray | None] | None:
+    """-> (mask (T,S,S), class id or 0, new images or None) for one target of ``kind``; None if impossible."""
+    first = labels[0]
+    if kind in ("class", "union", "part"):
+        cid = _pick_class(first, rng, MIN_AREA)
+        if cid is None:
+            return None
+        mask = labels == cid
+        if kind == "class":
+            return mask, cid, None
+        if kind == "union":
+            ring = ndimage.binary_dilation(first == cid, iterations=2) & (first != cid) & (first > 0)
+            neighbours = np.unique(first[ring])
+            if not len(neighbours):
+                return None
+            chosen = rng.choice(neighbours, size=min(len(neighbours), int(rng.integers(1, 3))), replace=False)
+            return np.isin(labels, [cid, *chosen.tolist()]), 0, None
+        comps, n = ndimage.label(mask)
+        if n < 2:
+            return None
+        ids, counts = np.unique(comps[0][comps[0] > 0], return_counts=True)
+        ids = ids[counts >= MIN_AREA]
+        return (comps == int(rng.choice(ids)), 0, None) if len(ids) else None
+    if kind == "region":
+        if "slic" not in cache:
+            cache["slic"] = _supervoxels(images[:, 0], rng)
+        seg = cache["slic"]
+        body = images[0, -1] > 0.02  # not the zero padding around a crop
+        ids, counts = np.unique(seg[0][body], return_counts=True)
+        ids = ids[counts >= 4 * MIN_AREA]
+        if not len(ids):
+            return None
+        return seg == int(rng.choice(ids)), 0, None
+    # lesion: inside an organ large enough on the first slice, else anywhere in the body
+    t, s = labels.shape[0], labels.shape[1]
+    host_id = _pick_class(first, rng, 80)
+    host = labels == host_id if host_id is not None else np.broadcast_to(images[:, 0, :, :].mean(0) > 0.05, labels.shape)
+    inner = ndimage.binary_erosion(host[0], iterations=2) if host[0].any() else host[0]
+    pts = np.argwhere(inner)
+    if not len(pts):
+        return None
+    cy, cx = pts[rng.integers(len(pts))]
+    depth = ndimage.distance_transform_edt(host[0])[cy, cx]
+    radius = float(rng.uniform(2.0, max(2.5, min(12.0, 1.2 * depth))))
+    mask = lesion_mask((t, s, s), (0.0, float(cy), float(cx)), radius, float(rng.uniform(0.5, 2.5)), rng)
+    if host_id is not None and rng.random() < 0.8:
+        mask &= ndimage.binary_dilation(host, iterations=1)  # most lesions stay inside their organ
+    if mask[0].sum() < MIN_AREA:
+        return None
+    return mask, 0, paint_lesion(images, mask, host, rng)
+
+
+def episode_targets(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                    max_targets: int = 3) -> EpisodeTargets:
+    """Draw 1..``max_targets`` targets of random kinds for one episode (none if nothing fits)."""
+    wanted = int(rng.integers(1, max_targets + 1))
+    targets = np.zeros(labels.shape, np.int64)
+    class_ids: list[int] = []
+    kinds: list[str] = []
+    cache: dict = {}
+    # lesions are painted last, on top of the other targets, so a drawn lesion is never covered
+    draws = sorted((str(k) for k in rng.choice(KINDS, size=3 * wanted, p=KIND_WEIGHTS)), key=lambda k: k == "lesion")
+    draws += ["class", "region"]  # if every draw failed: the kinds that fit almost any episode
+    for kind in draws:
+        if len(kinds) == wanted:
+            break
+        made = _target(kind, images, labels, rng, cache)
+        if made is None:
+            continue
+        mask, cid, new_images = made
+        if kind in ("class", "union", "part") and cid in class_ids and cid:
+            continue
+        if kind == "lesion" and (mask & np.isin(targets, [g + 1 for g, k in enumerate(kinds) if k == "lesion"])).any():
+            continue
+        if new_images is not None:
+            images = new_images
+        targets[mask] = len(kinds) + 1
+        class_ids.append(cid)
+        kinds.append(kind)
+    # a later target may have covered an earlier one on the first slice: drop and renumber
+    keep = [g for g in range(1, len(kinds) + 1) if (targets[0] == g).sum() >= MIN_AREA]
+    remap = np.zeros(len(kinds) + 1, np.int64)
+    remap[keep] = np.arange(1, len(keep) + 1)
+    return EpisodeTargets(images, remap[targets], [class_ids[g - 1] for g in keep], [kinds[g - 1] for g in keep])

@@ -1,0 +1,82 @@
+"""Interactive training targets (any structure, supervoxels, synthetic lesions) and the click protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_s2vnet.data.phantom import make_phantom
+from napari_s2vnet.evaluation.protocol import dsc_auc, noc, steps_without_drop, summarize
+from napari_s2vnet.inference.session import honour_clicks
+from napari_s2vnet.train.targets import KINDS, MIN_AREA, episode_targets, lesion_mask, paint_lesion
+from napari_s2vnet.train.volumes import prepare
+
+
+@pytest.fixture(scope="module")
+def episode():
+    ph = make_phantom(7, shape=(12, 96, 96))
+    vol = prepare(ph.image, ph.labels.astype(np.int32), ph.spacing, "CT", 3.0, "ph", auto=True)
+    z = int(np.argmax((vol.labels > 0).reshape(vol.labels.shape[0], -1).sum(1)))
+    zs = slice(max(0, z - 2), max(0, z - 2) + 4)
+    return np.ascontiguousarray(vol.image[:, zs].transpose(1, 0, 2, 3)), vol.labels[zs].astype(np.int64)
+
+
+def test_targets_are_on_the_first_slice_and_reproducible(episode):
+    images, labels = episode
+    kinds = set()
+    for seed in range(40):
+        made = episode_targets(images, labels, np.random.default_rng(seed))
+        again = episode_targets(images, labels, np.random.default_rng(seed))
+        assert np.array_equal(made.targets, again.targets) and np.array_equal(made.images, again.images)
+        assert made.targets.shape == labels.shape and made.images.shape == images.shape
+        assert 1 <= len(made.kinds) <= 3 and len(made.class_ids) == len(made.kinds)
+        for g, kind in enumerate(made.kinds, start=1):
+            assert (made.targets[0] == g).sum() >= MIN_AREA  # the first click has somewhere to go
+            if kind == "class":
+                assert np.array_equal(made.targets == g, (labels == made.class_ids[g - 1]) & (made.targets == g))
+            if kind != "lesion":
+                assert made.class_ids[g - 1] == 0 or kind == "class"
+        if "lesion" not in made.kinds:
+            assert np.array_equal(made.images, images)  # only lesions change the image
+        kinds.update(made.kinds)
+    assert kinds == set(KINDS)
+
+
+def test_lesion_changes_the_image_inside_its_mask():
+    rng = np.random.default_rng(3)
+    mask = lesion_mask((5, 48, 48), (0.0, 24.0, 24.0), 8.0, 1.0, rng)
+    assert mask[0].sum() > 50 and mask.sum() > mask[0].sum()  # a 3D blob, present beyond the first slice
+    assert not mask[:, :4].any()  # bounded
+    host = np.zeros_like(mask)
+    host[:, 8:40, 8:40] = True
+    images = np.full((5, 2, 48, 48), 0.5, np.float32) + 0.01 * rng.standard_normal((5, 2, 48, 48)).astype(np.float32)
+    out = paint_lesion(images, mask, host, np.random.default_rng(0))
+    change = np.abs(out - images)[:, 0]
+    assert change[mask].mean() > 5 * change[~host].mean() + 1e-3
+    assert out.min() >= 0 and out.max() <= 1
+    raw = paint_lesion(images[:, :1] * 1000, mask, host, np.random.default_rng(0), value_range=None)
+    assert np.abs(raw - images[:, :1] * 1000)[:, 0][mask].mean() > 5  # raw intensities: not clipped to [0, 1]
+
+
+def test_honour_clicks_labels_positive_and_clears_negative():
+    mask = np.zeros((40, 40), bool)
+    mask[5:15, 5:15] = True
+    prob = np.zeros((40, 40), np.float32)
+    prob[25:35, 25:35] = 0.3
+    prob[30, 30] = 0.32
+    out = honour_clicks(mask, prob, positives=[(30, 30)], negatives=[(10, 10)], radius_px=(4.0, 4.0))
+    assert out[30, 30] and out[28:33, 28:33].all() and not out[20, 20]  # grown where the class is likely
+    assert not out[10, 10] and out[5, 5]  # the negative click's pixel and its neighbourhood are cleared
+    lone = honour_clicks(np.zeros((9, 9), bool), np.zeros((9, 9)), [(4, 4)], [], (2.0, 2.0))
+    assert lone[4, 4]
+
+
+def test_protocol_scores():
+    assert dsc_auc([0.5, 0.5, 0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert dsc_auc([0.0, 1.0, 1.0, 1.0, 1.0]) == pytest.approx((0.5 + 3) / 4)
+    assert noc([0.5, 0.86, 0.91], 0.85) == 2 and noc([0.5, 0.86, 0.91], 0.95) == 4
+    assert noc([0.5, 0.86, 0.91], 0.90, max_clicks=2) == 3
+    assert steps_without_drop([0.5, 0.6, 0.595, 0.4]) == (2, 3)
+    s = summarize({"a": [0.5, 0.6, 0.7, 0.8, 0.9, 0.9], "b": [0.9, 0.8, 0.9, 0.9, 0.9, 0.95]}, max_clicks=6)
+    assert s["dice_1"] == pytest.approx(0.7) and s["dsc_final"] == pytest.approx(0.9)
+    assert s["no_drop_steps"] == [9, 10] and s["noc90"] == pytest.approx((5 + 1) / 2)
