@@ -167,7 +167,7 @@ def test_undo_memory_is_bounded(predictor, ct_internal):
 
 
 def test_connected_to_drops_distant_lookalikes():
-    from napari_s2vnet.inference.session import connected_to, keep_clicked
+    from napari_s2vnet.inference.masks import connected_to, keep_clicked
 
     prev = np.zeros((20, 20), bool)
     prev[2:6, 2:6] = True
@@ -273,3 +273,32 @@ def test_second_click_on_a_missed_region_does_not_lower_dice_on_a_phantom(predic
     assert len(curves) == len(organs) >= 3
     for curve in curves:
         assert curve.dice[1] >= curve.dice[0] - 0.01, (curve.label, curve.dice)
+
+
+def test_small_objects_are_decoded_on_the_zoomed_view(predictor, monkeypatch):
+    """On a 1 mm image a class whose first pass finds a small object is decoded on the fine view."""
+    from napari_s2vnet.data.phantom import make_phantom
+    from napari_s2vnet.inference import session as session_module
+
+    ph = make_phantom(5, shape=(24, 96, 96))
+    image = ndimage.zoom(ph.image, (1, 2, 2), order=1)
+    labels = ndimage.zoom(ph.labels, (1, 2, 2), order=0)
+    spacing = (ph.spacing[0], ph.spacing[1] / 2, ph.spacing[2] / 2)
+    big = max((int(c) for c in np.unique(labels) if c), key=lambda c: (labels == c).sum())
+    z, y, x = _click_on(labels, big)
+    monkeypatch.setattr(session_module, "SMALL_MM2", 0.0)  # nothing is small
+    s = predictor.session(image, spacing, "CT")
+    assert s.zoom
+    s.add_click(z, y, x, big)
+    assert not s._zoomed[big] and s._fine is None
+    monkeypatch.setattr(session_module, "SMALL_MM2", 1e12)  # everything is small
+    s = predictor.session(image, spacing, "CT")
+    coarse = s.add_click(z, y, x, big)
+    assert s._zoomed[big] and s._fine is not None and coarse[y, x] == big
+    assert s._fine.prepared.hw[0] == pytest.approx(labels.shape[1] * spacing[1] / session_module.FINE_MM, abs=1)
+    assert [p.fine for p in s._pending] == [False, True]  # the coarse pass stays queued, without the class
+    written = {zz for zz, _ in s.propagate()}
+    assert len(written) > 2 and (s.labels() == big).sum() > (labels[z] == big).sum()
+    assert s.undo() and not (s.labels() == big).any()
+    coarse_only = predictor.session(image[:, ::2, ::2], ph.spacing, "CT")
+    assert not coarse_only.zoom  # a 2 mm image is not zoomed

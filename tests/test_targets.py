@@ -7,7 +7,7 @@ import pytest
 
 from napari_s2vnet.data.phantom import make_phantom
 from napari_s2vnet.evaluation.protocol import dsc_auc, noc, steps_without_drop, summarize
-from napari_s2vnet.inference.session import honour_clicks
+from napari_s2vnet.inference.masks import honour_clicks
 from napari_s2vnet.train.targets import KINDS, MIN_AREA, episode_targets, lesion_mask, paint_lesion
 from napari_s2vnet.train.volumes import prepare
 

@@ -125,7 +125,7 @@ def insert_lesions(case: dict[str, Any], count: int, rng: np.random.Generator) -
 
 
 def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: int, lesions: int, clicks: int,
-                  seed: int, log=print) -> dict[str, Any]:
+                  seed: int, zoom: bool = True, log=print) -> dict[str, Any]:
     names, gt = case["names"], case["labels"]
     out: dict[str, Any] = {"name": case["name"], "shape": list(gt.shape), "spacing": list(case["spacing"])}
     t0 = time.perf_counter()
@@ -142,6 +142,7 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
     real += [i for i, n in names.items() if any(w in n for w in LESION_WORDS) and i not in real and (gt == i).sum() >= 20]
     rows: dict[str, dict[str, Any]] = {}
     session = predictor.session(case["image"], case["spacing"], case["modality"])
+    session.zoom &= zoom
     for curve in run_clicks(session, gt, real, clicks, case["spacing"]):
         name = names.get(curve.label, str(curve.label))
         kind = "real lesion" if any(w in name for w in LESION_WORDS) else ("seen" if name in seen else "never labelled")
@@ -149,6 +150,7 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
     if lesions:
         image, lesion_map = insert_lesions(case, lesions, np.random.default_rng(seed))
         session = predictor.session(image, case["spacing"], case["modality"])
+        session.zoom &= zoom
         ids = [int(i) for i in np.unique(lesion_map) if i]
         for curve in run_clicks(session, lesion_map, ids, clicks, case["spacing"]):
             rows[f"synthetic_lesion_{curve.label - SYNTHETIC_BASE}"] = {
@@ -202,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--pixel-mm", type=float, default=0.0, help="override the model's in-plane working spacing")
+    p.add_argument("--no-zoom", action="store_true", help="never decode small objects on the zoomed view")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     import torch
@@ -215,11 +218,11 @@ def main(argv: list[str] | None = None) -> int:
 
         predictor.model.config = dataclasses.replace(predictor.model.config, pixel_spacing_mm=args.pixel_mm)
     seen = training_names(args.train_data, set(args.exclude))
-    result = {"model": predictor.model_id, "command": " ".join(["python -m napari_s2vnet.benchmark.unseen", *sys.argv[1:]]),
+    result = {"model": predictor.model_id, "zoom": not args.no_zoom, "command": " ".join(["python -m napari_s2vnet.benchmark.unseen", *sys.argv[1:]]),
               "clicks": args.clicks, "cases": []}
     for name in args.case:
         result["cases"].append(evaluate_case(predictor, load_case(name, args.data), seen, args.structures,
-                                             args.lesions, args.clicks, args.seed))
+                                             args.lesions, args.clicks, args.seed, not args.no_zoom))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "unseen.json").write_text(json.dumps(result, indent=1, default=float))
     (args.out / "unseen.md").write_text(markdown(result))

@@ -21,6 +21,10 @@ How a round of clicks becomes labels:
   a direction the class stops after 2 consecutive empty slices, and the rest of its region is
   cleared of it.
 * Newest wins where classes overlap, except voxels of ``locked`` labels, which are never written.
+* **Zoom for small objects** (as nnInteractive's auto-zoom): when a class's first pass finds a small
+  object on the clicked slice (under ``SMALL_MM2``) and the image is fine enough, the class is
+  decoded from then on at ``FINE_MM`` in-plane instead of the model's spacing (a second view of the
+  image with its own feature cache, made on first use; the model is also trained on that spacing).
 """
 
 from __future__ import annotations
@@ -31,18 +35,33 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.auto import auto_slices
-from napari_s2vnet.inference.prepared import FeatureCache, prepare_image, slice_scores
+from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, prepare_image, slice_scores
 from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
+from napari_s2vnet.inference.masks import connected_to, honour_clicks, keep_clicked
 from napari_s2vnet.model.clicks import ClickBatch
 from napari_s2vnet.model.s2vnet import Chain
 
 OBJECTNESS_STOP = 0.5
 HONOUR_RADIUS_MM = 6.0  # how far a missed positive click may grow its class (honour_clicks)
+FINE_MM = 1.5  # in-plane spacing of zoomed passes (small objects)
+SMALL_MM2 = 700.0  # an object smaller than this on its first clicked slice is zoomed (~30 mm across)
 STOP_AFTER = 2  # consecutive empty slices after which a propagated class stops
+
+
+@dataclass
+class _View:
+    """The image at one in-plane working spacing, and its encoder features."""
+
+    prepared: PreparedImage
+    cache: FeatureCache
+
+    def click_feats(self, model, c: Click, device) -> torch.Tensor:
+        """Raw click features ``(4 D,)`` at click ``c``."""
+        pt = torch.tensor([[self.prepared.to_net(c.y, c.x)]], dtype=torch.float32, device=device)
+        return model.sample_clicks(self.cache.get(c.z), pt, tuple(self.prepared.net.shape[-2:]))[0, 0].clone()
 
 
 @dataclass
@@ -52,66 +71,8 @@ class _Pass:
     start: int
     labels: list[int]  # class label of group g = labels[g - 1]
     chain: Chain  # after the start slice; each direction continues a copy of it
+    fine: bool  # decoded on the zoomed view
     regions: dict[int, tuple[int, int]]  # label -> inclusive slice range it may rewrite
-
-
-def connected_to(mask: np.ndarray, previous: np.ndarray, reach: int = 2) -> np.ndarray:
-    """Connected components of ``mask`` that touch ``previous`` dilated by ``reach`` pixels.
-
-    With an empty ``previous`` (the class is not seen yet in this direction) ``mask`` is kept whole.
-    """
-    if not previous.any() or not mask.any():
-        return mask
-    comps, n = ndimage.label(mask)
-    if n == 0:
-        return mask
-    near = ndimage.binary_dilation(previous, iterations=reach)
-    keep = np.unique(comps[near & mask])
-    return np.isin(comps, keep[keep > 0])
-
-
-def keep_clicked(mask: np.ndarray, points: list[tuple[int, int]]) -> np.ndarray:
-    """Connected components of ``mask`` holding one of ``points`` (the nearest one if none does)."""
-    if not points or not mask.any():
-        return mask
-    comps, n = ndimage.label(mask)
-    hits = {int(comps[y, x]) for y, x in points if comps[y, x] > 0}
-    if not hits:
-        dist, (iy, ix) = ndimage.distance_transform_edt(comps == 0, return_indices=True)
-        y, x = min(points, key=lambda pt: dist[pt])
-        hits = {int(comps[iy[y, x], ix[y, x]])}
-    return np.isin(comps, list(hits))
-
-
-def honour_clicks(mask: np.ndarray, prob: np.ndarray, positives: list[tuple[int, int]],
-                  negatives: list[tuple[int, int]], radius_px: tuple[float, float]) -> np.ndarray:
-    """Make ``mask`` agree with the clicks of its class on this slice.
-
-    A positive click outside ``mask`` adds the pixels connected to it whose class probability
-    ``prob`` is at least half the probability at the click, inside an ellipse of ``radius_px``
-    (``(ry, rx)`` pixels) around it (at least the clicked pixel). A negative click inside ``mask``
-    removes the part of the mask inside that ellipse at half the radius.
-    """
-    mask = mask.copy()
-    h, w = mask.shape
-    yy, xx = np.ogrid[:h, :w]
-
-    def ellipse(y: int, x: int, scale: float) -> np.ndarray:
-        ry, rx = (max(1.0, r * scale) for r in radius_px)
-        return ((yy - y) / ry) ** 2 + ((xx - x) / rx) ** 2 <= 1.0
-
-    for y, x in positives:
-        if mask[y, x]:
-            continue
-        grow = (prob >= 0.5 * prob[y, x]) & ellipse(y, x, 1.0)
-        comps, _ = ndimage.label(grow)
-        mask |= comps == comps[y, x] if comps[y, x] else False
-        mask[y, x] = True
-    for y, x in negatives:
-        if mask[y, x]:
-            mask &= ~ellipse(y, x, 0.5)
-            mask[y, x] = False
-    return mask
 
 
 class Session:
@@ -126,6 +87,11 @@ class Session:
         self.cache = FeatureCache(self.model, self.prepared, self.device, max_bytes=cache_bytes)
         self.shape: tuple[int, int, int] = tuple(int(s) for s in image_zyx.shape)
         self.spacing = tuple(float(s) for s in spacing_zyx)
+        self._image, self._modality, self._cache_bytes = image_zyx, modality, cache_bytes
+        self.zoom = min(self.spacing[1:]) <= 1.25 * FINE_MM < self.model.config.pixel_spacing_mm
+        self._fine: _View | None = None
+        self._fine_feats: dict[ClickRecord, torch.Tensor] = {}
+        self._zoomed: dict[int, bool] = {}  # label -> decoded on the zoomed view (decided at its first pass)
         self._labels = np.zeros(self.shape, np.uint16)
         self._clicks: list[ClickRecord] = []
         self._undo: list[Round] = []
@@ -162,6 +128,14 @@ class Session:
                             sum(r.nbytes for r in self._undo))
 
     # ------------------------------------------------------------------ features
+    def _view(self, fine: bool) -> _View:
+        if not fine:
+            return _View(self.prepared, self.cache)
+        if self._fine is None:
+            prepared = prepare_image(np.asarray(self._image), self.spacing, self._modality, FINE_MM)
+            self._fine = _View(prepared, FeatureCache(self.model, prepared, self.device, max_bytes=self._cache_bytes // 2))
+        return self._fine
+
     def prepare_features(self, progress: Callable[[int, int], None] | None = None,
                          cancel: Callable[[], bool] | None = None) -> bool:
         """Encode every slice (focus first); ``False`` if ``cancel()`` said stop."""
@@ -271,7 +245,14 @@ class Session:
                 self._start_pass(p.start, labels)
         return out
 
-    def _anchors(self, labels: list[int]):
+    def _feats(self, record: ClickRecord, fine: bool) -> torch.Tensor:
+        if not fine:
+            return record.feats
+        if record not in self._fine_feats:
+            self._fine_feats[record] = self._view(True).click_feats(self.model, record.click, self.device)
+        return self._fine_feats[record]
+
+    def _anchors(self, labels: list[int], fine: bool = False):
         """Anchors (centres, groups, valid) for ``labels`` from all their clicks in effect."""
         model, dev = self.model, self.device
         pos = [(r, labels.index(r.click.label)) for r in self._clicks if r.click.positive and r.click.label in labels]
@@ -285,11 +266,11 @@ class Session:
             class_valid=torch.zeros(1, kc, dtype=torch.bool, device=dev),
         )
         for j, (r, g) in enumerate(pos):
-            batch.pos_feats[0, j], batch.pos_group[0, j] = r.feats, g
+            batch.pos_feats[0, j], batch.pos_group[0, j] = self._feats(r, fine), g
             batch.pos_round[0, j], batch.pos_valid[0, j] = r.round, True
             batch.class_valid[0, g] = True
         for j, r in enumerate(neg):
-            batch.neg_feats[0, j], batch.neg_valid[0, j] = r.feats, True
+            batch.neg_feats[0, j], batch.neg_valid[0, j] = self._feats(r, fine), True
         anchors = model.click_anchors(batch)
         # classes without a positive click fall back to their learned automatic embedding
         slots = {cid: i for i, cid in enumerate(model.config.class_ids)}
@@ -306,10 +287,10 @@ class Session:
         hi = (above[0] + start + 1) // 2 - 1 if above else self.shape[0] - 1
         return lo, hi
 
-    def _labels_of(self, out, anchors, n_groups: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    def _labels_of(self, out, anchors, n_groups: int, view: _View) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """-> group scores ``(1, G, h, w)``, group index on the input slice, objectness per centre."""
         scores = slice_scores(out, anchors.groups, anchors.valid, n_groups)
-        return scores, self.prepared.labels_on_input(scores), torch.sigmoid(out.objectness[0]).cpu().numpy()
+        return scores, view.prepared.labels_on_input(scores), torch.sigmoid(out.objectness[0]).cpu().numpy()
 
     def _paint(self, z: int, writes: dict[int, np.ndarray | None]) -> np.ndarray:
         """Rewrite classes on slice ``z``: ``label -> mask`` (None = remove the class there)."""
@@ -322,19 +303,39 @@ class Session:
                 new[mask & ~protected] = label
         return self._write(z, new)
 
-    def _score_on_input(self, scores: torch.Tensor, group: int) -> np.ndarray:
+    def _score_on_input(self, scores: torch.Tensor, group: int, prepared: PreparedImage) -> np.ndarray:
         """Bilinear score of one group on the input slice grid ``(Y, X)``."""
-        h, w = self.prepared.hw
-        net = F.interpolate(scores[:, group : group + 1].float(), size=tuple(self.prepared.net.shape[-2:]),
+        h, w = prepared.hw
+        net = F.interpolate(scores[:, group : group + 1].float(), size=tuple(prepared.net.shape[-2:]),
                             mode="bilinear", align_corners=False)[:, :, :h, :w]
         return F.interpolate(net, size=self.shape[1:], mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
 
     @torch.inference_mode()
     def _start_pass(self, z: int, labels: list[int]) -> np.ndarray:
-        anchors = self._anchors(labels)
+        """Decode slice ``z`` for ``labels`` (zoomed ones on the fine view) and queue their propagation.
+
+        A label's first pass runs on the model's view; if it then finds a small object, the label is
+        zoomed from now on and decoded again on the fine view (its coarse pass stays queued without it).
+        """
+        fine = [label for label in labels if self._zoomed.get(label)]
+        coarse = [label for label in labels if not self._zoomed.get(label)]
+        new = self._decode_pass(z, coarse, False) if coarse else None
+        area = self.spacing[1] * self.spacing[2]
+        small = [label for label in coarse
+                 if self.zoom and label not in self._zoomed and (new == label).sum() * area < SMALL_MM2]
+        for label in coarse:
+            self._zoomed.setdefault(label, label in small)
+        if small:
+            self._pending[-1].regions.update({label: (1, 0) for label in small})  # never active
+            fine += small
+        return self._decode_pass(z, fine, True) if fine else new
+
+    def _decode_pass(self, z: int, labels: list[int], fine: bool) -> np.ndarray:
+        view = self._view(fine)
+        anchors = self._anchors(labels, fine)
         chain = Chain(self.model, anchors)
-        out = chain.step(self.cache.get(z, (z + 1, z - 1)))
-        scores, groups, _ = self._labels_of(out, anchors, len(labels) + 1)
+        out = chain.step(view.cache.get(z, (z + 1, z - 1)))
+        scores, groups, _ = self._labels_of(out, anchors, len(labels) + 1, view)
         radius = tuple(HONOUR_RADIUS_MM / s for s in self.spacing[1:])
         writes = {}
         for g, label in enumerate(labels, start=1):
@@ -343,10 +344,10 @@ class Session:
             negatives = [(c.y, c.x) for c in here if not c.positive]
             mask = groups == g
             if any(not mask[p] for p in points) or any(mask[p] for p in negatives):
-                mask = honour_clicks(mask, self._score_on_input(scores, g), points, negatives, radius)
+                mask = honour_clicks(mask, self._score_on_input(scores, g, view.prepared), points, negatives, radius)
             writes[label] = keep_clicked(mask, points)
         new = self._paint(z, writes)
-        self._pending.append(_Pass(z, labels, chain, {label: self._region(label, z) for label in labels}))
+        self._pending.append(_Pass(z, labels, chain, fine, {label: self._region(label, z) for label in labels}))
         return new
 
     # ------------------------------------------------------------------ propagation
@@ -362,6 +363,7 @@ class Session:
         from its click anchor (as in automatic mode), so a pass that starts beside an organ (a
         negative click just past its end, say) still finds it.
         """
+        view = self._view(p.fine)
         chain = Chain(self.model, p.chain.anchors)
         chain.history = list(p.chain.history)
         groups_of = chain.anchors.groups[0]
@@ -376,8 +378,8 @@ class Session:
         active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
         while active and 0 <= z < self.shape[0]:
             ahead = tuple(range(z + step, z + 8 * step, step))
-            out = chain.step(self.cache.get(z, ahead))
-            _, groups, obj = self._labels_of(out, chain.anchors, len(p.labels) + 1)
+            out = chain.step(view.cache.get(z, ahead))
+            _, groups, obj = self._labels_of(out, chain.anchors, len(p.labels) + 1, view)
             writes: dict[int, np.ndarray | None] = {}
             for g, label in enumerate(p.labels, start=1):
                 if label not in active:
@@ -457,6 +459,7 @@ class Session:
         self._pending = []
         removed = [r for r in self._clicks if r.click.label == label]
         rnd.clicks_removed.extend(removed)
+        self._zoomed.pop(label, None)
         self._clicks = [r for r in self._clicks if r.click.label != label]
         for z in np.flatnonzero((self._labels == label).reshape(self.shape[0], -1).any(1)):
             self._paint(int(z), {label: None})
