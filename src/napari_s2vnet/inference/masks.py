@@ -64,3 +64,10 @@ def honour_clicks(mask: np.ndarray, prob: np.ndarray, positives: list[tuple[int,
             mask &= ~ellipse(y, x, 0.5)
             mask[y, x] = False
     return mask
+
+
+def grown(mask: np.ndarray, radius_px: tuple[float, float]) -> np.ndarray:
+    """``mask`` dilated by an ellipse of ``radius_px`` (``(ry, rx)`` pixels; at least 1 each)."""
+    ry, rx = (max(1, int(np.ceil(r))) for r in radius_px)
+    yy, xx = np.ogrid[-ry : ry + 1, -rx : rx + 1]
+    return ndimage.binary_dilation(mask, structure=(yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0)

@@ -24,7 +24,9 @@ How a round of clicks becomes labels:
 * **Zoom for small objects** (as nnInteractive's auto-zoom): when a class's first pass finds a small
   object on the clicked slice (under ``SMALL_MM2``) and the image is fine enough, the class is
   decoded from then on at ``FINE_MM`` in-plane instead of the model's spacing (a second view of the
-  image with its own feature cache, made on first use; the model is also trained on that spacing).
+  image with its own feature cache, made on first use; the model is also trained on that spacing),
+  and its outline may move by at most ``max(GROWTH_MM, slice spacing)`` from one slice to the next, so
+  a lesion cannot leak into the organ around it as it propagates.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.auto import auto_slices
 from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, prepare_image, slice_scores
 from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
-from napari_s2vnet.inference.masks import connected_to, honour_clicks, keep_clicked
+from napari_s2vnet.inference.masks import connected_to, grown, honour_clicks, keep_clicked
 from napari_s2vnet.model.clicks import ClickBatch
 from napari_s2vnet.model.s2vnet import Chain
 
@@ -48,6 +50,7 @@ OBJECTNESS_STOP = 0.5
 HONOUR_RADIUS_MM = 6.0  # how far a missed positive click may grow its class (honour_clicks)
 FINE_MM = 1.5  # in-plane spacing of zoomed passes (small objects)
 SMALL_MM2 = 700.0  # an object smaller than this on its first clicked slice is zoomed (~30 mm across)
+GROWTH_MM = 3.0  # a zoomed object's outline moves at most max(this, slice spacing) from one slice to the next
 STOP_AFTER = 2  # consecutive empty slices after which a propagated class stops
 
 
@@ -374,6 +377,7 @@ class Session:
         chain.present = torch.ones_like(chain.anchors.valid)
         for g, label in enumerate(p.labels, start=1):
             chain.present[:, groups_of == g] = seen[label]
+        growth = tuple(max(GROWTH_MM, self.spacing[0]) / s for s in self.spacing[1:])
         z = p.start + step
         active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
         while active and 0 <= z < self.shape[0]:
@@ -385,6 +389,8 @@ class Session:
                 if label not in active:
                     continue
                 mask = connected_to(groups == g, previous[label])
+                if p.fine and previous[label].any():  # a small object grows by at most GROWTH_MM per slice
+                    mask &= grown(previous[label], growth)
                 found = obj[(groups_of == g).cpu().numpy()].max() >= OBJECTNESS_STOP and mask.any()
                 if found:
                     previous[label] = mask
