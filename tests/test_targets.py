@@ -7,7 +7,7 @@ import pytest
 
 from napari_s2vnet.data.phantom import make_phantom
 from napari_s2vnet.evaluation.protocol import dsc_auc, noc, steps_without_drop, summarize
-from napari_s2vnet.inference.masks import honour_clicks
+from napari_s2vnet.inference.masks import grown, honour_clicks
 from napari_s2vnet.train.targets import KINDS, MIN_AREA, episode_targets, lesion_mask, paint_lesion
 from napari_s2vnet.train.volumes import prepare
 
@@ -80,3 +80,11 @@ def test_protocol_scores():
     s = summarize({"a": [0.5, 0.6, 0.7, 0.8, 0.9, 0.9], "b": [0.9, 0.8, 0.9, 0.9, 0.9, 0.95]}, max_clicks=6)
     assert s["dice_1"] == pytest.approx(0.7) and s["dsc_final"] == pytest.approx(0.9)
     assert s["no_drop_steps"] == [9, 10] and s["noc90"] == pytest.approx((5 + 1) / 2)
+
+
+def test_grown_is_an_elliptic_dilation():
+    mask = np.zeros((21, 21), bool)
+    mask[10, 10] = True
+    out = grown(mask, (3.0, 1.0))
+    assert out[7, 10] and out[13, 10] and not out[6, 10]  # 3 px along y
+    assert out[10, 9] and out[10, 11] and not out[10, 12]  # 1 px along x

@@ -50,6 +50,7 @@ OBJECTNESS_STOP = 0.5
 HONOUR_RADIUS_MM = 6.0  # how far a missed positive click may grow its class (honour_clicks)
 FINE_MM = 1.5  # in-plane spacing of zoomed passes (small objects)
 SMALL_MM2 = 700.0  # an object smaller than this on its first clicked slice is zoomed (~30 mm across)
+WINDOW_PX = 96  # zoomed passes decode this window around the object (fine-view pixels: 144 mm)
 GROWTH_MM = 3.0  # a zoomed object's outline moves at most max(this, slice spacing) from one slice to the next
 STOP_AFTER = 2  # consecutive empty slices after which a propagated class stops
 
@@ -65,6 +66,24 @@ class _View:
         """Raw click features ``(4 D,)`` at click ``c``."""
         pt = torch.tensor([[self.prepared.to_net(c.y, c.x)]], dtype=torch.float32, device=device)
         return model.sample_clicks(self.cache.get(c.z), pt, tuple(self.prepared.net.shape[-2:]))[0, 0].clone()
+
+    def window(self, centre_yx: tuple[float, float] | None) -> tuple[int, int, int, int] | None:
+        """A ``WINDOW_PX`` square of network pixels around input pixel ``centre_yx`` (multiples of 16,
+        inside the padded slice): ``(y0, x0, y1, x1)``; None = the whole slice."""
+        pad_h, pad_w = self.prepared.net.shape[-2:]
+        if centre_yx is None or (pad_h <= WINDOW_PX and pad_w <= WINDOW_PX):
+            return None
+        cy, cx = self.prepared.to_net(*centre_yx)
+        y0 = int(np.clip(round((cy - WINDOW_PX / 2) / 16) * 16, 0, max(0, pad_h - WINDOW_PX)))
+        x0 = int(np.clip(round((cx - WINDOW_PX / 2) / 16) * 16, 0, max(0, pad_w - WINDOW_PX)))
+        return y0, x0, min(pad_h, y0 + WINDOW_PX), min(pad_w, x0 + WINDOW_PX)
+
+    def features(self, z: int, ahead, window) -> dict[int, torch.Tensor]:
+        feats = self.cache.get(z, ahead)
+        if window is None:
+            return feats
+        y0, x0, y1, x1 = window
+        return {s: f[..., y0 // s : y1 // s, x0 // s : x1 // s] for s, f in feats.items()}
 
 
 @dataclass
@@ -290,9 +309,22 @@ class Session:
         hi = (above[0] + start + 1) // 2 - 1 if above else self.shape[0] - 1
         return lo, hi
 
-    def _labels_of(self, out, anchors, n_groups: int, view: _View) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """-> group scores ``(1, G, h, w)``, group index on the input slice, objectness per centre."""
-        scores = slice_scores(out, anchors.groups, anchors.valid, n_groups)
+    def _decode(self, view: _View, chain: Chain, z: int, ahead, n_groups: int, centre=None):
+        """Decode slice ``z`` (zoomed: only the window around ``centre``) and advance ``chain``.
+
+        -> group scores ``(1, G, H/2, W/2)`` on the whole slice (background outside a window), group
+        index on the input slice, objectness per centre.
+        """
+        window = view.window(centre)
+        out = chain.step(view.features(z, ahead, window))
+        scores = slice_scores(out, chain.anchors.groups, chain.anchors.valid, n_groups)
+        if window is not None:
+            pad_h, pad_w = view.prepared.net.shape[-2:]
+            full = scores.new_zeros((1, n_groups, pad_h // 2, pad_w // 2))
+            full[:, 0] = 1.0
+            y0, x0, y1, x1 = window
+            full[:, :, y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = scores
+            scores = full
         return scores, view.prepared.labels_on_input(scores), torch.sigmoid(out.objectness[0]).cpu().numpy()
 
     def _paint(self, z: int, writes: dict[int, np.ndarray | None]) -> np.ndarray:
@@ -305,6 +337,14 @@ class Session:
             if mask is not None:
                 new[mask & ~protected] = label
         return self._write(z, new)
+
+    def _centre(self, label: int, z: int) -> tuple[float, float] | None:
+        """Where a zoomed class is on slice ``z``: its positive clicks there, else its labels there."""
+        points = [(r.click.y, r.click.x) for r in self._clicks if r.click.label == label and r.click.z == z
+                  and r.click.positive]
+        if not points:
+            points = [tuple(p) for p in np.argwhere(self._labels[z] == label)]
+        return tuple(np.mean(points, axis=0)) if points else None
 
     def _score_on_input(self, scores: torch.Tensor, group: int, prepared: PreparedImage) -> np.ndarray:
         """Bilinear score of one group on the input slice grid ``(Y, X)``."""
@@ -331,14 +371,16 @@ class Session:
         if small:
             self._pending[-1].regions.update({label: (1, 0) for label in small})  # never active
             fine += small
-        return self._decode_pass(z, fine, True) if fine else new
+        for label in fine:  # one pass per zoomed class: each has its own window
+            new = self._decode_pass(z, [label], True)
+        return new
 
     def _decode_pass(self, z: int, labels: list[int], fine: bool) -> np.ndarray:
         view = self._view(fine)
         anchors = self._anchors(labels, fine)
         chain = Chain(self.model, anchors)
-        out = chain.step(view.cache.get(z, (z + 1, z - 1)))
-        scores, groups, _ = self._labels_of(out, anchors, len(labels) + 1, view)
+        centre = self._centre(labels[0], z) if fine else None
+        scores, groups, _ = self._decode(view, chain, z, (z + 1, z - 1), len(labels) + 1, centre)
         radius = tuple(HONOUR_RADIUS_MM / s for s in self.spacing[1:])
         writes = {}
         for g, label in enumerate(labels, start=1):
@@ -382,8 +424,11 @@ class Session:
         active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
         while active and 0 <= z < self.shape[0]:
             ahead = tuple(range(z + step, z + 8 * step, step))
-            out = chain.step(view.cache.get(z, ahead))
-            _, groups, obj = self._labels_of(out, chain.anchors, len(p.labels) + 1, view)
+            centre = None
+            if p.fine:  # the window follows the object (one class per zoomed pass)
+                last = previous[p.labels[0]]
+                centre = tuple(np.argwhere(last).mean(0)) if last.any() else self._centre(p.labels[0], p.start)
+            _, groups, obj = self._decode(view, chain, z, ahead, len(p.labels) + 1, centre)
             writes: dict[int, np.ndarray | None] = {}
             for g, label in enumerate(p.labels, start=1):
                 if label not in active:
