@@ -8,7 +8,7 @@ venv="${S2VNET_VENV:-.venv}"
 py="$venv/bin/python"
 DATA="${DATA:-${S2VNET_DATA:-$HOME/.cache/napari-s2vnet/training_data}}"
 OUT="${OUT:-runs/bundled_v0.2}"
-MINUTES="${MINUTES:-95}"
+MINUTES="${MINUTES:-100}"
 init=runs/init/s2vnet_tiny_ct_v0.1.safetensors
 "$py" -m napari_s2vnet data fetch --out "$DATA"
 if [ ! -f "$init" ]; then  # the weights shipped before this recipe (commit 6c55a8f)

@@ -233,9 +233,9 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
                 "First click at the deepest point of the class, then the deepest point of the largest 3D error "
                 "region; each click is one round followed by propagation through the volume.", ""]
         shown = min(k, 5)
-        out += [f"Scores of the CVPR 2025 interactive challenge protocol (Dice after clicks 1-5, DSC_AUC over "
-                f"the 5 steps / 4), NoC within {k} clicks, and the share of click steps in which Dice did not "
-                "drop by more than 0.01.", ""]
+        out += [f"Scores of the CVPR 2025 interactive challenge protocol (Dice after clicks 1-{shown}, DSC_AUC: "
+                f"area under Dice over those {shown} steps / {shown - 1}), NoC within {k} clicks, and the share of "
+                "click steps in which Dice did not drop by more than 0.01.", ""]
         rows = []
         for meth, r in it["methods"].items():
             for case, c in list(r["cases"].items()) + [("pooled", r["pooled"])]:
