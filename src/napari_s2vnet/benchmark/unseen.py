@@ -42,15 +42,24 @@ ORGANS = frozenset({
     "lung_upper_lobe_left", "lung_lower_lobe_left", "lung_upper_lobe_right", "lung_middle_lobe_right",
     "lung_lower_lobe_right", "lung_left", "lung_right", "brain",
 })
-LESION_WORDS = ("tumor", "tumour", "lesion", "cyst", "nodule")
+LESION_WORDS = ("tumor", "tumour", "lesion", "cyst", "nodule")  # in a class name: a real lesion
 SYNTHETIC_BASE = 60000  # label ids of synthetic lesions (above any class id)
 
 
 def load_case(name: str, data: Path | None) -> dict[str, Any]:
-    """-> internal-order image, labels, spacing, modality and ``{id: name}`` of a case."""
+    """-> internal-order image, labels, spacing, modality and ``{id: name}`` of a case.
+
+    ``name``: a fetched case, ``bundled:ct`` / ``bundled:mr``, or ``NAME=IMAGE::LABELS::MODALITY``
+    (any image + label files ``read_volume`` reads; every label id is called ``NAME_<id>``).
+    """
     from napari_s2vnet.data.io import read_volume
 
-    if name.startswith("bundled:"):
+    if "::" in name:
+        case, rest = name.split("=", 1)
+        image, labels, modality = rest.split("::")
+        ids = np.unique(np.rint(read_volume(labels).array).astype(np.int32))
+        names, name = {int(i): f"{case}_{int(i)}" for i in ids if i}, case
+    elif name.startswith("bundled:"):
         from napari_s2vnet.data.samples import sample_class_names, sample_path
 
         kind = name.split(":", 1)[1]
@@ -130,9 +139,9 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
     out: dict[str, Any] = {"name": case["name"], "shape": list(gt.shape), "spacing": list(case["spacing"])}
     t0 = time.perf_counter()
     auto = predictor.segment_internal(case["image"], case["spacing"], case["modality"])
-    model_ids = set(predictor.config.class_ids)
-    present = [i for i in np.unique(gt) if i and i in model_ids and names.get(int(i)) is not None]
-    dice = dice_per_class(auto, gt, labels=[int(i) for i in present])
+    model_names = predictor.class_names
+    present = [int(i) for i in np.unique(gt) if i and names.get(int(i)) == model_names.get(int(i))]
+    dice = dice_per_class(auto, gt, labels=present) if present else {}
     out["automatic"] = {names[c]: d for c, d in dice.items()}
     organs = [d for c, d in dice.items() if names[c] in ORGANS]
     out["automatic_organs_mean"] = float(np.mean(organs)) if organs else None
@@ -195,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m napari_s2vnet.benchmark.unseen", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="weights file (.safetensors)")
     p.add_argument("--data", type=Path, help="folder written by `napari-s2vnet data fetch`")
-    p.add_argument("--case", action="append", required=True, help="case name (repeatable), or bundled:ct / bundled:mr")
+    p.add_argument("--case", action="append", required=True,
+                   help="case name (repeatable), bundled:ct / bundled:mr, or NAME=IMAGE::LABELS::MODALITY")
     p.add_argument("--train-data", action="append", default=[], help="the model's --data sources (for seen/unseen)")
     p.add_argument("--exclude", action="append", default=[], help="the model's --exclude")
     p.add_argument("--structures", type=int, default=10)
