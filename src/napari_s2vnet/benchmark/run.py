@@ -292,9 +292,10 @@ def _describe_ours(predictor, cfg: BenchConfig) -> str:
         pass
     vols = info.get("volumes", [])
     phantoms = [v for v in vols if v.startswith("phantom")]
-    return (f"trained on {', '.join(v for v in vols if not v.startswith('phantom'))} and {len(phantoms)} phantoms "
-            f"(bundled CT: automatic + interactive episodes; bundled MR: interactive only), {info.get('steps')} steps, "
-            f"{info.get('seconds')} s on {info.get('device')}") if info else "trained model (no training metadata)"
+    start = info.get("train", {}).get("init")
+    return (f"trained on {', '.join(v for v in vols if not v.startswith('phantom'))} and {len(phantoms)} phantoms, "
+            f"{info.get('steps')} steps, {info.get('seconds')} s on {info.get('device')}"
+            + (f", starting from {Path(start).name}" if start else "")) if info else "trained model (no training metadata)"
 
 
 def section_accuracy(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
