@@ -302,3 +302,21 @@ def test_small_objects_are_decoded_on_the_zoomed_view(predictor, monkeypatch):
     assert s.undo() and not (s.labels() == big).any()
     coarse_only = predictor.session(image[:, ::2, ::2], ph.spacing, "CT")
     assert not coarse_only.zoom  # a 2 mm image is not zoomed
+
+
+def test_only_the_newest_clicks_of_a_class_become_centres(predictor, ct_crop):
+    import dataclasses
+
+    from napari_s2vnet.inference import Predictor
+    from napari_s2vnet.model.s2vnet import S2VNet
+
+    image, gt, spacing = ct_crop
+    model = S2VNet(dataclasses.replace(predictor.config, click_centres="per_click"))
+    model.load_state_dict(predictor.model.state_dict())
+    s = Predictor(model).session(image, spacing, "CT")
+    z, y, x = _click_on(gt, LIVER)
+    keep = model.config.max_clicks
+    s.add_clicks([Click(z, y + dy, x, LIVER) for dy in range(-(keep + 2) // 2, (keep + 3) // 2)])
+    anchors = s._anchors([LIVER])
+    assert int((anchors.groups[0] == 1).sum()) == keep * model.config.centres_per_class
+    assert len(s.clicks()) == keep + 2  # all clicks are kept (undo, autosave); only the centres are bounded

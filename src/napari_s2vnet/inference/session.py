@@ -277,8 +277,13 @@ class Session:
     def _anchors(self, labels: list[int], fine: bool = False):
         """Anchors (centres, groups, valid) for ``labels`` from all their clicks in effect."""
         model, dev = self.model, self.device
-        pos = [(r, labels.index(r.click.label)) for r in self._clicks if r.click.positive and r.click.label in labels]
-        neg = [r for r in self._clicks if not r.click.positive and r.click.label in labels]
+        keep = model.config.max_clicks  # per class and sign, the newest clicks become centres
+
+        def newest(label: int, positive: bool) -> list[ClickRecord]:
+            return [r for r in self._clicks if r.click.label == label and r.click.positive == positive][-keep:]
+
+        pos = [(r, g) for g, label in enumerate(labels) for r in newest(label, True)]
+        neg = [r for label in labels for r in newest(label, False)]
         feat_dim = self._clicks[0].feats.shape[0]
         p, q, kc = max(1, len(pos)), max(1, len(neg)), len(labels)
         batch = ClickBatch(

@@ -27,7 +27,7 @@ class ModelConfig:
         decoder_rounds: how many times the list of strides is visited.
         num_background: learned background centres (background is heterogeneous).
         history: number of past slices the recurrent centroid aggregation attends to.
-        max_clicks: bound on clicks kept per class (oldest dropped first).
+        max_clicks: per class and sign, only the newest this many clicks become centres (``Session``).
         pixel_spacing_mm: in-plane spacing slices are resampled to before the network.
         class_ids: user-facing label id of each automatic class slot.
         class_names: name of each automatic class slot (same order as ``class_ids``).
