@@ -174,8 +174,35 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
     return out
 
 
+def goal_figures(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled over ``cases``: the figures issue 8 sets goals for (organs = :data:`ORGANS` names)."""
+    organs = {(c["name"], n): r["dice"] for c in cases for n, r in c["interactive"].items()
+              if n in ORGANS and r["kind"] in ("seen", "never labelled")}
+    lesions = {(c["name"], n): r["dice"] for c in cases for n, r in c["interactive"].items()
+               if r["kind"] in ("real lesion", "synthetic lesion")}
+    every = {(c["name"], n): r["dice"] for c in cases for n, r in c["interactive"].items()}
+    auto = [d for c in cases for n, d in c["automatic"].items() if n in ORGANS]
+    o, les, a = summarize(organs), summarize(lesions), summarize(every)
+    return {"organs_interactive": o, "lesions_interactive": les, "all_interactive": a,
+            "automatic_organs_mean": float(np.mean(auto)) if auto else None, "automatic_organs_n": len(auto)}
+
+
+def _goal_lines(g: dict[str, Any]) -> list[str]:
+    def fmt(v, digits=3):
+        return "–" if v is None else f"{v:.{digits}f}"
+
+    o, les, a = g["organs_interactive"], g["lesions_interactive"], g["all_interactive"]
+    return ["| figure | goal | measured |", "|---|---|---|",
+            f"| organs, Dice after 1 click ({o.get('n_structures', 0)} organs) | ≥ 0.75 | {fmt(o.get('dice_1'))} |",
+            f"| organs, Dice after 5 clicks | ≥ 0.85 | {fmt(o.get('dsc_final'))} |",
+            f"| lesions, Dice after 5 clicks ({les.get('n_structures', 0)} lesions) | ≥ 0.70 | {fmt(les.get('dsc_final'))} |",
+            f"| automatic, organs mean Dice ({g['automatic_organs_n']} organs) | ≥ 0.75 | {fmt(g['automatic_organs_mean'])} |",
+            f"| click steps without a Dice drop > 0.01 (all structures) | ≥ 0.90 | {fmt(a.get('no_drop_fraction'))} |", ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"# Unseen-volume evaluation: {result['model']}", "", f"`{result['command']}`", ""]
+    lines += ["## Against the goals of issue 8 (pooled over the cases below)", ""] + _goal_lines(goal_figures(result["cases"]))
     for case in result["cases"]:
         lines += [f"## {case['name']} ({'x'.join(map(str, case['shape']))}, spacing "
                   f"{', '.join(f'{s:.2f}' for s in case['spacing'])} mm)", "",
