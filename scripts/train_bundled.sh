@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the bundled weights (v0.2): fetch the real training volumes, then fine-tune the v0.1
-# weights (git history) with the universal-interactive recipe. One command: bash scripts/train_bundled.sh
+# Train v0.2 (issue 8's recipe; measured, not shipped: docs/training.md): fetch the real training
+# volumes, then fine-tune the v0.1 weights (git history). One command: bash scripts/train_bundled.sh
 # Env: DATA (fetched volumes), OUT (run folder), MINUTES (time budget), EXCLUDE (a case to hold out).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -277,8 +277,17 @@ def test_second_click_on_a_missed_region_does_not_lower_dice_on_a_phantom(predic
 
 def test_small_objects_are_decoded_on_the_zoomed_view(predictor, monkeypatch):
     """On a 1 mm image a class whose first pass finds a small object is decoded on the fine view."""
+    import dataclasses
+
     from napari_s2vnet.data.phantom import make_phantom
+    from napari_s2vnet.inference import Predictor
     from napari_s2vnet.inference import session as session_module
+    from napari_s2vnet.model.s2vnet import S2VNet
+
+    assert predictor.session(np.zeros((4, 64, 64)), (2.0, 1.0, 1.0), "CT").zoom == (predictor.config.zoom_mm > 0)
+    model = S2VNet(dataclasses.replace(predictor.config, zoom_mm=1.5))  # as trained with --fine-mm 1.5
+    model.load_state_dict(predictor.model.state_dict())
+    predictor = Predictor(model)
 
     ph = make_phantom(5, shape=(24, 96, 96))
     image = ndimage.zoom(ph.image, (1, 2, 2), order=1)
@@ -295,7 +304,7 @@ def test_small_objects_are_decoded_on_the_zoomed_view(predictor, monkeypatch):
     s = predictor.session(image, spacing, "CT")
     coarse = s.add_click(z, y, x, big)
     assert s._zoomed[big] and s._fine is not None and coarse[y, x] == big
-    assert s._fine.prepared.hw[0] == pytest.approx(labels.shape[1] * spacing[1] / session_module.FINE_MM, abs=1)
+    assert s._fine.prepared.hw[0] == pytest.approx(labels.shape[1] * spacing[1] / 1.5, abs=1)
     assert [p.fine for p in s._pending] == [False, True]  # the coarse pass stays queued, without the class
     written = {zz for zz, _ in s.propagate()}
     assert len(written) > 2 and (s.labels() == big).sum() > (labels[z] == big).sum()

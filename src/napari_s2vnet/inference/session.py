@@ -23,7 +23,7 @@ How a round of clicks becomes labels:
 * Newest wins where classes overlap, except voxels of ``locked`` labels, which are never written.
 * **Zoom for small objects** (as nnInteractive's auto-zoom): when a class's first pass finds a small
   object on the clicked slice (under ``SMALL_MM2``) and the image is fine enough, the class is
-  decoded from then on at ``FINE_MM`` in-plane instead of the model's spacing (a second view of the
+  decoded from then on at ``config.zoom_mm`` in-plane (models trained with ``--fine-mm``) instead of the model's spacing (a second view of the
   image with its own feature cache, made on first use; the model is also trained on that spacing),
   and its outline may move by at most ``max(GROWTH_MM, slice spacing)`` from one slice to the next, so
   a lesion cannot leak into the organ around it as it propagates.
@@ -48,7 +48,6 @@ from napari_s2vnet.model.s2vnet import Chain
 
 OBJECTNESS_STOP = 0.5
 HONOUR_RADIUS_MM = 6.0  # how far a missed positive click may grow its class (honour_clicks)
-FINE_MM = 1.5  # in-plane spacing of zoomed passes (small objects)
 SMALL_MM2 = 700.0  # an object smaller than this on its first clicked slice is zoomed (~30 mm across)
 WINDOW_PX = 96  # zoomed passes decode this window around the object (fine-view pixels: 144 mm)
 GROWTH_MM = 3.0  # a zoomed object's outline moves at most max(this, slice spacing) from one slice to the next
@@ -110,7 +109,8 @@ class Session:
         self.shape: tuple[int, int, int] = tuple(int(s) for s in image_zyx.shape)
         self.spacing = tuple(float(s) for s in spacing_zyx)
         self._image, self._modality, self._cache_bytes = image_zyx, modality, cache_bytes
-        self.zoom = min(self.spacing[1:]) <= 1.25 * FINE_MM < self.model.config.pixel_spacing_mm
+        fine_mm = self.model.config.zoom_mm
+        self.zoom = 0 < fine_mm and min(self.spacing[1:]) <= 1.25 * fine_mm < self.model.config.pixel_spacing_mm
         self._fine: _View | None = None
         self._fine_feats: dict[ClickRecord, torch.Tensor] = {}
         self._zoomed: dict[int, bool] = {}  # label -> decoded on the zoomed view (decided at its first pass)
@@ -154,7 +154,7 @@ class Session:
         if not fine:
             return _View(self.prepared, self.cache)
         if self._fine is None:
-            prepared = prepare_image(np.asarray(self._image), self.spacing, self._modality, FINE_MM)
+            prepared = prepare_image(np.asarray(self._image), self.spacing, self._modality, self.model.config.zoom_mm)
             self._fine = _View(prepared, FeatureCache(self.model, prepared, self.device, max_bytes=self._cache_bytes // 2))
         return self._fine
 

@@ -34,6 +34,8 @@ class ModelConfig:
         centres_per_class: cluster centres per class (automatic slots and clicked classes alike);
             their soft masks are summed into the class (:func:`model.s2vnet.group_probabilities`).
             1 = the paper's setting; more lets a class with several parts or textures split.
+        zoom_mm: in-plane spacing of the session's zoomed passes for small objects, the spacing of the
+            fine training copies (``train --fine-mm``); 0 = the model was not trained for them: no zoom.
         click_centres: ``per_click`` (each positive click is a centre of its class) or ``pooled``
             (one recency-weighted centre per class; weights files written before this setting).
         use_propagation / use_aggregation / adaptive_clicks: ablation switches (all on by default).
@@ -53,6 +55,7 @@ class ModelConfig:
     pixel_spacing_mm: float = 3.0
     centres_per_class: int = 1
     click_centres: str = "per_click"
+    zoom_mm: float = 0.0
     class_ids: tuple[int, ...] = ()
     class_names: tuple[str, ...] = ()
     use_propagation: bool = True
@@ -102,7 +105,7 @@ class ModelConfig:
 
 
 #: Value of each setting for weights files written before the setting existed.
-LEGACY_VALUES: dict[str, Any] = {"click_centres": "pooled"}
+LEGACY_VALUES: dict[str, Any] = {"click_centres": "pooled", "zoom_mm": 0.0}
 
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(),

@@ -190,6 +190,8 @@ def run(args: argparse.Namespace) -> Path:
         if args.centres_per_class < 1:
             raise InputError("--centres-per-class must be at least 1")
         overrides = {**overrides, "centres_per_class": args.centres_per_class}
+    if args.fine_mm:
+        overrides = {**overrides, "zoom_mm": args.fine_mm}
     base = preset(args.preset, **overrides)
     volumes, class_names, val = build_volumes(args, base.pixel_spacing_mm)
     model_config = base.with_classes(class_names)
