@@ -88,3 +88,15 @@ def test_grown_is_an_elliptic_dilation():
     out = grown(mask, (3.0, 1.0))
     assert out[7, 10] and out[13, 10] and not out[6, 10]  # 3 px along y
     assert out[10, 9] and out[10, 11] and not out[10, 12]  # 1 px along x
+
+
+def test_target_mix_selects_the_kinds(episode):
+    from napari_s2vnet.train.targets import parse_mix
+
+    images, labels = episode
+    mix = parse_mix("class:1")
+    assert mix == (1.0, 0.0, 0.0, 0.0, 0.0)
+    kinds = {k for seed in range(10) for k in episode_targets(images, labels, np.random.default_rng(seed), mix=mix).kinds}
+    assert kinds == {"class"}
+    with pytest.raises(ValueError):
+        parse_mix("organ:1")

@@ -145,4 +145,5 @@ class TrainConfig:
     val_every: int = 500
     seed: int = 0
     threads: int = 0
+    target_mix: str = ""  # interactive target kinds, e.g. "class:1,lesion:0.25" ("" = train.targets.KIND_WEIGHTS)
     init: str = ""  # weights file to start from (same architecture and classes); "" = random init

@@ -59,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--target-mix", default="", help="interactive target kinds and weights, e.g. class:1,lesion:0.25")
     p.add_argument("--init", default="", help="start from this weights file (same preset and classes)")
     p.add_argument("--ablation", choices=["none", "no-propagation", "no-aggregation", "no-adaptive"], default="none")
     p.add_argument("--centres-per-class", type=int, default=None,
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace) -> Path:
         long_slices=args.long_slices, long_from=args.long_from,
         interactive_fraction=args.interactive_fraction, phantoms=args.phantoms, include_mr=not args.no_mr,
         val_every=args.val_every, seed=args.seed, threads=args.threads, time_budget_s=60.0 * args.time_budget_min,
-        init=str(args.init),
+        init=str(args.init), target_mix=args.target_mix,
     )
     overrides = {"no-propagation": {"use_propagation": False}, "no-aggregation": {"use_aggregation": False},
                  "no-adaptive": {"adaptive_clicks": False}}.get(args.ablation, {})

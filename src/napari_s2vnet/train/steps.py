@@ -28,7 +28,7 @@ from napari_s2vnet.model.clicks import ClickBatch
 from napari_s2vnet.model.s2vnet import Anchors, Chain, S2VNet, group_probabilities
 from napari_s2vnet.train.episodes import EpisodeBatch
 from napari_s2vnet.train.losses import slice_losses
-from napari_s2vnet.train.targets import episode_targets
+from napari_s2vnet.train.targets import KIND_WEIGHTS, episode_targets
 
 
 def class_lut(model: S2VNet, max_id: int = 1024) -> torch.Tensor:
@@ -153,11 +153,12 @@ def _correction(pred: np.ndarray, target: np.ndarray, n_groups: int) -> tuple[in
 
 def interactive_step(
     model: S2VNet, batch: EpisodeBatch, lut: torch.Tensor, rng: np.random.Generator, second_round_fraction: float,
-    max_corrections: int = 3,
+    max_corrections: int = 3, mix: tuple[float, ...] = KIND_WEIGHTS,
 ) -> dict[str, torch.Tensor]:
     b, t, _, s, _ = batch.images.shape
     device = batch.images.device
-    made = [episode_targets(batch.images[i].cpu().numpy(), batch.labels[i].cpu().numpy(), rng) for i in range(b)]
+    made = [episode_targets(batch.images[i].cpu().numpy(), batch.labels[i].cpu().numpy(), rng, mix=mix)
+            for i in range(b)]
     images = torch.from_numpy(np.stack([m.images for m in made])).to(device)
     targets_np = np.stack([m.targets for m in made])
     targets = torch.from_numpy(targets_np).to(device)

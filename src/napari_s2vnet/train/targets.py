@@ -151,16 +151,30 @@ def _target(kind: str, images: np.ndarray, labels: np.ndarray, rng: np.random.Ge
     return mask, 0, paint_lesion(images, mask, host, rng)
 
 
+def parse_mix(text: str) -> tuple[float, ...]:
+    """``"class:1,lesion:0.25"`` -> a weight per kind of :data:`KINDS` (unnamed kinds 0); "" = default."""
+    if not text:
+        return KIND_WEIGHTS
+    given = dict(item.split(":") for item in text.split(","))
+    unknown = set(given) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown target kinds {sorted(unknown)}: choose from {', '.join(KINDS)}")
+    weights = np.array([float(given.get(k, 0.0)) for k in KINDS])
+    if weights.sum() <= 0:
+        raise ValueError("the target mix needs a positive weight")
+    return tuple(weights / weights.sum())
+
+
 def episode_targets(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                    max_targets: int = 3) -> EpisodeTargets:
-    """Draw 1..``max_targets`` targets of random kinds for one episode (none if nothing fits)."""
+                    max_targets: int = 3, mix: tuple[float, ...] = KIND_WEIGHTS) -> EpisodeTargets:
+    """Draw 1..``max_targets`` targets of kinds drawn with weights ``mix`` for one episode."""
     wanted = int(rng.integers(1, max_targets + 1))
     targets = np.zeros(labels.shape, np.int64)
     class_ids: list[int] = []
     kinds: list[str] = []
     cache: dict = {}
     # lesions are painted last, on top of the other targets, so a drawn lesion is never covered
-    draws = sorted((str(k) for k in rng.choice(KINDS, size=3 * wanted, p=KIND_WEIGHTS)), key=lambda k: k == "lesion")
+    draws = sorted((str(k) for k in rng.choice(KINDS, size=3 * wanted, p=mix)), key=lambda k: k == "lesion")
     draws += ["class", "region"]  # if every draw failed: the kinds that fit almost any episode
     for kind in draws:
         if len(kinds) == wanted:

@@ -34,6 +34,7 @@ from napari_s2vnet.train.episodes import EpisodeSampler
 from napari_s2vnet.train.losses import total
 from napari_s2vnet.train.plots import plot_curves
 from napari_s2vnet.train.steps import auto_step, class_lut, interactive_step
+from napari_s2vnet.train.targets import parse_mix
 from napari_s2vnet.train.volumes import TrainVolume
 
 Validator = Callable[[S2VNet], dict[str, float]]
@@ -97,6 +98,7 @@ def train(
         rng = np.random.default_rng([cfg.seed, rank, start])
     sampler = EpisodeSampler(volumes, cfg.episode_slices, cfg.crop, rng)
     lut = class_lut(model)
+    mix = parse_mix(cfg.target_mix)
     augment = EpisodeAugmenter(left_right_swap(dict(zip(model_config.class_ids, model_config.class_names)), len(lut) - 1),
                                seed=cfg.seed * 1000 + rank + start)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
@@ -122,7 +124,7 @@ def train(
         batch.images, batch.labels = batch.images.to(dev), batch.labels.to(dev)
         model.train()
         with amp:
-            losses = interactive_step(model, batch, lut, rng, cfg.second_round_fraction) if interactive \
+            losses = interactive_step(model, batch, lut, rng, cfg.second_round_fraction, mix=mix) if interactive \
                 else auto_step(model, batch, lut)
             loss = total(losses)
         losses = {k: v.detach() for k, v in losses.items()}
