@@ -248,12 +248,9 @@ class Session:
             if not has_positive and c.label not in known:
                 raise InputError(f"negative click {(c.z, c.y, c.x)} for label {c.label}, which has no positive click yet")
         rnd = self._new_round("clicks")
-        hw = tuple(self.prepared.net.shape[-2:])
+        view = self._view(False)
         for c in clicks:
-            feats = self.cache.get(c.z)
-            pt = torch.tensor([[self.prepared.to_net(c.y, c.x)]], dtype=torch.float32, device=self.device)
-            raw = self.model.sample_clicks(feats, pt, hw)[0, 0].clone()
-            record = ClickRecord(c, rnd.index, raw)
+            record = ClickRecord(c, rnd.index, view.click_feats(self.model, c, self.device))
             rnd.clicks_added.append(record)
             self._clicks.append(record)
         unfinished, self._pending = self._pending, []
@@ -531,10 +528,9 @@ class Session:
         rounds = list(rounds) if rounds is not None else [0] * len(clicks)
         self.set_labels(labels_zyx)  # closes an "edit" round; the clicks join it
         rnd = self._undo[-1]
-        hw = tuple(self.prepared.net.shape[-2:])
+        view = self._view(False)
         for c, r in zip(clicks, rounds):
-            pt = torch.tensor([[self.prepared.to_net(c.y, c.x)]], dtype=torch.float32, device=self.device)
-            record = ClickRecord(c, int(r), self.model.sample_clicks(self.cache.get(c.z), pt, hw)[0, 0].clone())
+            record = ClickRecord(c, int(r), view.click_feats(self.model, c, self.device))
             rnd.clicks_added.append(record)
             self._clicks.append(record)
         self._round_counter = max([self._round_counter, *rounds])
