@@ -137,3 +137,29 @@ def test_left_right_swap_and_mirrored_episodes():
         seen.add(flipped)
         assert flipped or bool((out.labels[0, :, 10:20, 2:8] == 2).all())
     assert seen == {True, False}  # both happen, and a mirrored right kidney becomes a left one
+
+
+def test_light_augmentation_never_mirrors_and_keeps_labels_in_place():
+    from napari_s2vnet.train.episodes import EpisodeBatch
+
+    lut = left_right_swap({2: "kidney_right", 3: "kidney_left"}, 8)
+    images = torch.rand(1, 2, 2, 48, 48)
+    labels = torch.zeros(1, 2, 48, 48, dtype=torch.long)
+    labels[:, :, 18:30, 4:16] = 2  # right kidney near the left edge
+    aug = EpisodeAugmenter(lut, seed=0, level="light")
+    for seed in range(6):
+        out = aug(EpisodeBatch(images, labels, [True], ["x"]), np.random.default_rng(seed))
+        assert not (out.labels == 3).any()  # no mirroring, so no left/right swap
+        assert (out.labels[0, :, :, 24:] == 2).sum() == 0  # it stays on its side (±12°, ±15 %, 5 px)
+        assert out.images.shape == images.shape and not torch.equal(out.images, images)
+    with pytest.raises(ValueError, match="augmentation level"):
+        EpisodeAugmenter(lut, level="heavy")
+
+
+def test_train_ablation_flags_reach_the_configs(nnunet_dataset, tmp_path):
+    out = tmp_path / "abl"
+    rc = main(["train", "--data", str(nnunet_dataset), "--out", str(out), *FAST, "--click-centres", "pooled",
+               "--augment", "light"])
+    assert rc == 0
+    assert load_weights(out / "weights.safetensors").config.click_centres == "pooled"
+    assert train_info(out / "weights.safetensors")["train"]["augment"] == "light"

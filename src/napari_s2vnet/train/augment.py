@@ -15,6 +15,9 @@ propagation sees a coherent volume:
   resolution (down- then up-sampling).
 
 Labels are resampled with nearest neighbour; images bilinearly.
+
+``level="light"`` is the augmentation the v0.1 weights were trained with (rotation ±12°, scale
+0.85-1.15, shift, gain, bias and noise; no mirroring, no elastic): an ablation of the strength.
 """
 
 from __future__ import annotations
@@ -38,14 +41,32 @@ def left_right_swap(class_names: dict[int, str], max_id: int) -> torch.Tensor:
     return lut
 
 
+AUGMENT_LEVELS = ("full", "light")
+
+
 class EpisodeAugmenter:
     """Callable ``(EpisodeBatch, rng) -> EpisodeBatch``; ``swap`` is the left/right id table."""
 
-    def __init__(self, swap: torch.Tensor, seed: int = 0) -> None:
+    def __init__(self, swap: torch.Tensor, seed: int = 0, level: str = "full") -> None:
         from monai import transforms as mt
 
+        if level not in AUGMENT_LEVELS:
+            raise ValueError(f"augmentation level must be one of {AUGMENT_LEVELS}, not {level!r}")
         keys = ("image", "label")
         self.swap = swap
+        self.mirror = level == "full"
+        if level == "light":
+            self.spatial = mt.RandAffined(keys, prob=1.0, rotate_range=(math.radians(12),),
+                                          scale_range=((-0.15, 0.15), (-0.15, 0.15)), translate_range=(5, 5),
+                                          mode=("bilinear", "nearest"), padding_mode="zeros")
+            self.intensity = mt.Compose([
+                mt.RandScaleIntensityd("image", factors=0.1, prob=1.0),
+                mt.RandShiftIntensityd("image", offsets=0.05, prob=1.0),
+                mt.RandGaussianNoised("image", prob=1.0, std=0.02),
+            ])
+            self.spatial.set_random_state(seed)
+            self.intensity.set_random_state(seed + 1)
+            return
         self.spatial = mt.Compose([
             mt.RandAffined(keys, prob=0.9, rotate_range=(math.radians(15),), scale_range=((-0.3, 0.4), (-0.3, 0.4)),
                            translate_range=(8, 8), mode=("bilinear", "nearest"), padding_mode="zeros"),
@@ -63,13 +84,13 @@ class EpisodeAugmenter:
         self.spatial.set_random_state(seed)
         self.intensity.set_random_state(seed + 1)
 
-    def __call__(self, batch: EpisodeBatch, rng: np.random.Generator, mirror: bool = True) -> EpisodeBatch:
+    def __call__(self, batch: EpisodeBatch, rng: np.random.Generator) -> EpisodeBatch:
         b, t, c, s, _ = batch.images.shape
         images, labels = [], []
         for i in range(b):
             img = batch.images[i].reshape(t * c, s, s)
             lab = batch.labels[i]
-            if mirror and rng.random() < 0.5:
+            if self.mirror and rng.random() < 0.5:
                 img, lab = img.flip(-1), self.swap[lab.clamp(0, len(self.swap) - 1)].where(lab < len(self.swap), lab).flip(-1)
             out = self.spatial({"image": img, "label": lab.float()})
             out = self.intensity({"image": _plain(out["image"]).clamp(0, 1), "label": out["label"]})

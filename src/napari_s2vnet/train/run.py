@@ -62,6 +62,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-mix", default="", help="interactive target kinds and weights, e.g. class:1,lesion:0.25")
     p.add_argument("--init", default="", help="start from this weights file (same preset and classes)")
     p.add_argument("--ablation", choices=["none", "no-propagation", "no-aggregation", "no-adaptive"], default="none")
+    p.add_argument("--click-centres", choices=["per_click", "pooled"], default=None,
+                   help="one centre per positive click (the preset's) or one pooled centre per class")
+    p.add_argument("--augment", choices=["full", "light"], default=TrainConfig.augment,
+                   help="full: nnU-Net-like (mirroring, elastic, scale 0.7-1.4, ...); light: v0.1's "
+                        "(rotation, scale 0.85-1.15, shift, gain, noise; no mirroring)")
     p.add_argument("--centres-per-class", type=int, default=None,
                    help="cluster centres per class (default: the preset's, 1)")
 
@@ -183,7 +188,7 @@ def run(args: argparse.Namespace) -> Path:
         long_slices=args.long_slices, long_from=args.long_from,
         interactive_fraction=args.interactive_fraction, phantoms=args.phantoms, include_mr=not args.no_mr,
         val_every=args.val_every, seed=args.seed, threads=args.threads, time_budget_s=60.0 * args.time_budget_min,
-        init=str(args.init), target_mix=args.target_mix,
+        init=str(args.init), target_mix=args.target_mix, augment=args.augment,
     )
     overrides = {"no-propagation": {"use_propagation": False}, "no-aggregation": {"use_aggregation": False},
                  "no-adaptive": {"adaptive_clicks": False}}.get(args.ablation, {})
@@ -191,6 +196,8 @@ def run(args: argparse.Namespace) -> Path:
         if args.centres_per_class < 1:
             raise InputError("--centres-per-class must be at least 1")
         overrides = {**overrides, "centres_per_class": args.centres_per_class}
+    if args.click_centres:
+        overrides = {**overrides, "click_centres": args.click_centres}
     if args.fine_mm:
         overrides = {**overrides, "zoom_mm": args.fine_mm}
     base = preset(args.preset, **overrides)

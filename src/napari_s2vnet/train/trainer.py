@@ -100,7 +100,7 @@ def train(
     lut = class_lut(model)
     mix = parse_mix(cfg.target_mix)
     augment = EpisodeAugmenter(left_right_swap(dict(zip(model_config.class_ids, model_config.class_names)), len(lut) - 1),
-                               seed=cfg.seed * 1000 + rank + start)
+                               seed=cfg.seed * 1000 + rank + start, level=cfg.augment)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
     if rank == 0:
         (run_dir / "config.json").write_text(json.dumps(
