@@ -329,3 +329,30 @@ def test_only_the_newest_clicks_of_a_class_become_centres(predictor, ct_crop):
     anchors = s._anchors([LIVER])
     assert int((anchors.groups[0] == 1).sum()) == keep * model.config.centres_per_class
     assert len(s.clicks()) == keep + 2  # all clicks are kept (undo, autosave); only the centres are bounded
+
+
+def test_corrections_do_what_their_sign_says(ct_session_factory, ct_crop):
+    """A round of positive clicks never takes voxels from its class, a round of negative clicks never
+    gives it any, on any slice; a round with both signs may do either."""
+    from napari_s2vnet.inference.session import _effect
+
+    _, gt, _ = ct_crop
+    s = ct_session_factory()
+    z, y, x = _click_on(gt, LIVER)
+    s.add_click(z, y, x, LIVER)
+    list(s.propagate())
+    missed = (gt == LIVER) & (s.labels() != LIVER)
+    zz, yy, xx = (int(v) for v in np.argwhere(missed)[len(np.argwhere(missed)) // 2])
+    before = s.labels() == LIVER
+    s.add_click(zz, yy, xx, LIVER)  # positive, on a missed voxel of another part of the liver
+    list(s.propagate())
+    after = s.labels() == LIVER
+    assert not (before & ~after).any() and after[zz, yy, xx] and after.sum() > before.sum()
+    wrong = after & (gt != LIVER)
+    zn, yn, xn = (int(v) for v in np.argwhere(wrong)[len(np.argwhere(wrong)) // 2])
+    s.add_click(zn, yn, xn, LIVER, positive=False)
+    list(s.propagate())
+    trimmed = s.labels() == LIVER
+    assert not (trimmed & ~after).any() and not trimmed[zn, yn, xn] and trimmed.sum() < after.sum()
+    clicks = [Click(0, 0, 0, LIVER, True), Click(0, 1, 1, LIVER, False), Click(0, 2, 2, SPLEEN, True)]
+    assert [_effect(clicks, LIVER), _effect(clicks, SPLEEN), _effect(clicks[1:2], LIVER)] == ["replace", "add", "remove"]

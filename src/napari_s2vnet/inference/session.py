@@ -20,6 +20,12 @@ How a round of clicks becomes labels:
   kept. A slice gets the class where its objectness is at least 0.5 and its mask is not empty; in
   a direction the class stops after 2 consecutive empty slices, and the rest of its region is
   cleared of it.
+* **A correction does what its sign says** (:func:`_effect`): a round whose clicks of a class are all
+  positive only adds voxels to that class (new mask ∪ old, and a class that stops keeps what it had
+  beyond), a round of only negative clicks only removes (new mask ∩ old); a round with both, and
+  ``propagate(start)``, rewrite freely. Measured before this rule, a positive click on a missed part
+  of an organ often moved its centres so that the organ lost more than the click gained, and a
+  negative click past an organ's end could start a pass that found a look-alike far away.
 * Newest wins where classes overlap, except voxels of ``locked`` labels, which are never written.
 * **Zoom for small objects** (as nnInteractive's auto-zoom): when a class's first pass finds a small
   object on the clicked slice (under ``SMALL_MM2``) and the image is fine enough, the class is
@@ -40,7 +46,7 @@ import torch.nn.functional as F
 
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.auto import auto_slices
-from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, prepare_image, slice_scores
+from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, checked_image, prepare_image, slice_scores
 from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
 from napari_s2vnet.inference.masks import connected_to, grown, honour_clicks, keep_clicked
 from napari_s2vnet.model.clicks import ClickBatch
@@ -94,13 +100,27 @@ class _Pass:
     chain: Chain  # after the start slice; each direction continues a copy of it
     fine: bool  # decoded on the zoomed view
     regions: dict[int, tuple[int, int]]  # label -> inclusive slice range it may rewrite
+    effects: dict[int, str]  # label -> "add", "remove" or "replace" (:func:`_effect`)
+
+
+def _effect(clicks: list[Click], label: int) -> str:
+    """What a round may do to ``label``: only positive clicks -> ``add`` (it never loses voxels), only
+    negative clicks -> ``remove`` (it never gains voxels), both -> ``replace``."""
+    signs = {c.positive for c in clicks if c.label == label}
+    return "add" if signs == {True} else "remove" if signs == {False} else "replace"
+
+
+def _constrained(mask: np.ndarray, old: np.ndarray, effect: str) -> np.ndarray:
+    """A round's new mask of a class on one slice, within what the round's clicks allow."""
+    return mask | old if effect == "add" else mask & old if effect == "remove" else mask
 
 
 class Session:
     def __init__(self, predictor, image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str,
                  cache_bytes: int = 1 << 30, undo_bytes: int = 512 << 20) -> None:
-        if image_zyx.ndim != 3:
-            raise InputError(f"a session needs a 3-D image, got shape {image_zyx.shape}")
+        if np.ndim(image_zyx) != 3:
+            raise InputError(f"a session needs a 3-D image, got shape {np.shape(image_zyx)}")
+        image_zyx, spacing_zyx = checked_image(image_zyx, spacing_zyx, predictor.model.config.pixel_spacing_mm)
         self.predictor = predictor
         self.model = predictor.model
         self.device = predictor.device
@@ -255,13 +275,14 @@ class Session:
             self._clicks.append(record)
         unfinished, self._pending = self._pending, []
         out: dict[int, np.ndarray] = {}
+        effects = {label: _effect(clicks, label) for label in {c.label for c in clicks}}
         for z in sorted({c.z for c in clicks}):
             labels = sorted({c.label for c in clicks if c.z == z})
-            out[z] = self._start_pass(z, labels)
+            out[z] = self._start_pass(z, labels, effects)
         for p in unfinished:  # a propagation cut short by these clicks finishes inside this round
             labels = [label for label in p.labels if not any(c.z == p.start and c.label == label for c in clicks)]
             if labels:
-                self._start_pass(p.start, labels)
+                self._start_pass(p.start, labels, p.effects)
         return out
 
     def _feats(self, record: ClickRecord, fine: bool) -> torch.Tensor:
@@ -356,7 +377,7 @@ class Session:
         return F.interpolate(net, size=self.shape[1:], mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
 
     @torch.inference_mode()
-    def _start_pass(self, z: int, labels: list[int]) -> np.ndarray:
+    def _start_pass(self, z: int, labels: list[int], effects: dict[int, str] | None = None) -> np.ndarray:
         """Decode slice ``z`` for ``labels`` (zoomed ones on the fine view) and queue their propagation.
 
         A label's first pass runs on the model's view; if it then finds a small object, the label is
@@ -364,7 +385,8 @@ class Session:
         """
         fine = [label for label in labels if self._zoomed.get(label)]
         coarse = [label for label in labels if not self._zoomed.get(label)]
-        new = self._decode_pass(z, coarse, False) if coarse else None
+        effects = effects or {}
+        new = self._decode_pass(z, coarse, False, effects) if coarse else None
         area = self.spacing[1] * self.spacing[2]
         small = [label for label in coarse
                  if self.zoom and label not in self._zoomed and (new == label).sum() * area < SMALL_MM2]
@@ -374,10 +396,10 @@ class Session:
             self._pending[-1].regions.update({label: (1, 0) for label in small})  # never active
             fine += small
         for label in fine:  # one pass per zoomed class: each has its own window
-            new = self._decode_pass(z, [label], True)
+            new = self._decode_pass(z, [label], True, effects)
         return new
 
-    def _decode_pass(self, z: int, labels: list[int], fine: bool) -> np.ndarray:
+    def _decode_pass(self, z: int, labels: list[int], fine: bool, effects: dict[int, str]) -> np.ndarray:
         view = self._view(fine)
         anchors = self._anchors(labels, fine)
         chain = Chain(self.model, anchors)
@@ -392,9 +414,11 @@ class Session:
             mask = groups == g
             if any(not mask[p] for p in points) or any(mask[p] for p in negatives):
                 mask = honour_clicks(mask, self._score_on_input(scores, g, view.prepared), points, negatives, radius)
-            writes[label] = keep_clicked(mask, points)
+            writes[label] = _constrained(keep_clicked(mask, points), self._labels[z] == label,
+                                         effects.get(label, "replace"))
         new = self._paint(z, writes)
-        self._pending.append(_Pass(z, labels, chain, fine, {label: self._region(label, z) for label in labels}))
+        self._pending.append(_Pass(z, labels, chain, fine, {label: self._region(label, z) for label in labels},
+                                   {label: effects.get(label, "replace") for label in labels}))
         return new
 
     # ------------------------------------------------------------------ propagation
@@ -442,11 +466,15 @@ class Session:
                 if found:
                     previous[label] = mask
                 chain.present[:, groups_of == g] = bool(found)
-                writes[label] = mask if found else None
+                adding = p.effects[label] == "add"
+                old = self._labels[z] == label
+                writes[label] = _constrained(mask, old, p.effects[label]) if found else (old if adding else None)
                 seen[label] |= bool(found)
                 misses[label] = 0 if found else misses[label] + 1
                 if seen[label] and misses[label] >= STOP_AFTER:
                     active.discard(label)
+                    if adding:  # an additive round keeps what the class had beyond its end
+                        continue
                     lo, hi = p.regions[label]
                     rest = range(z + step, hi + 1) if step > 0 else range(z + step, lo - 1, -1)
                     for zz in rest:  # the class ended: clear it from the rest of its region
