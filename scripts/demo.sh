@@ -11,4 +11,7 @@ if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ "${S2VNET_HEADLESS:-0}" != 1 ]
 fi
 mkdir -p out
 "$venv/bin/napari-s2vnet" segment sample:ct -o out/ct_auto_labels.nii.gz
+echo "Automatic segmentation of the bundled CT against its reference labels (Dice: overlap, 1 is perfect;"
+echo "HD95: 95th-percentile surface distance in mm, 0 is perfect). This CT is a training volume of the"
+echo "bundled model, so this checks the install, not accuracy on new scans (docs/benchmarks.md):"
 "$venv/bin/napari-s2vnet" evaluate out/ct_auto_labels.nii.gz sample:ct_labels | tail -n 1

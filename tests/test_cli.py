@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -12,6 +16,7 @@ from napari_s2vnet.cli import main
 from napari_s2vnet.data.io import read_volume, write_volume
 from napari_s2vnet.data.phantom import make_phantom, phantom_geometry
 from napari_s2vnet.data.samples import sample_path
+from napari_s2vnet.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +58,7 @@ def test_segment_clicks_on_mr_world_and_voxel(tmp_path, capsys):
 @pytest.mark.parametrize("click,message", [
     ({"voxel": [500, 1, 1], "label": 3}, "outside the volume"),
     ({"voxel": [1, 1, 1], "label": 0}, "positive integer"),
-    ({"world": [1, 1], "label": 2}, "3 numbers"),
+    ({"world": [1, 1], "label": 2}, "3 finite numbers"),
 ])
 def test_bad_click_exits_2_with_one_line(tmp_path, capsys, click, message):
     (tmp_path / "c.json").write_text(json.dumps({"clicks": [click]}))
@@ -96,3 +101,113 @@ def test_segment_auto_refined_by_clicks(tmp_path, capsys):
     out = np.asarray(nib.load(tmp_path / "o.nii.gz").dataobj)
     assert out[tuple(centre)] == 500  # the clicked label with the user's id ...
     assert len(set(np.unique(out)) - {0, 500}) > 20  # ... on top of the automatic classes
+
+
+# ---- what a new user tripped over (issue 11, section 2) ---------------------------------------
+
+def _one_line_error(capsys, *needles: str) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_benchmark_without_extra_names_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "monai", None)  # import monai -> ModuleNotFoundError
+    assert main(["benchmark", "--quick", "--out", str(tmp_path)]) == 2
+    _one_line_error(capsys, "'monai'", 'pip install "napari-s2vnet[benchmark]"')
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_missing_extra_inside_a_command_is_one_line(tmp_path, capsys, monkeypatch):
+    from napari_s2vnet import commands
+
+    def needs_scikit_image(args):
+        raise ModuleNotFoundError("No module named 'skimage'", name="skimage")
+
+    monkeypatch.setattr(commands, "run_evaluate", needs_scikit_image)
+    assert main(["evaluate", "a.nii.gz", "b.nii.gz"]) == 2
+    _one_line_error(capsys, 'napari-s2vnet[train]')
+
+
+def test_debug_after_the_subcommand(tmp_path, capsys):
+    args = ["evaluate", str(tmp_path / "missing.nii.gz"), "sample:ct_labels"]
+    assert main(args) == 2
+    _one_line_error(capsys, "no such file")
+    for argv in (["--debug", *args], [*args, "--debug"]):
+        with pytest.raises(InputError):
+            main(argv)
+
+
+def test_bad_output_path_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    from napari_s2vnet.inference import Predictor
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the output path was checked")
+
+    monkeypatch.setattr(Predictor, "from_pretrained", no_model)
+    (tmp_path / "afile").write_text("x")
+    for out, needle in [(tmp_path / "afile" / "o.nii.gz", "is a file, not a folder"),
+                        (tmp_path / "o.png", "unsupported file type"),
+                        (tmp_path, "it is a folder")]:
+        assert main(["segment", "sample:mr", "-o", str(out)]) == 2
+        _one_line_error(capsys, needle)
+
+
+def test_missing_output_folders_are_created(tmp_path, phantom_file, capsys):
+    folder, _, _ = phantom_file
+    out = tmp_path / "new" / "deeper" / "labels.nii.gz"
+    assert main(["segment", str(folder / "img.nii.gz"), "-o", str(out), "--device", "cpu"]) == 0
+    assert out.is_file()
+
+
+def test_closed_stdout_pipe_is_quiet(phantom_file):
+    """`napari-s2vnet segment ... | head -1`: the reader closes the pipe before we print."""
+    folder, _, _ = phantom_file
+    cmd = [sys.executable, "-m", "napari_s2vnet", "segment", str(folder / "img.nii.gz"), "-o",
+           str(folder / "pipe.nii.gz"), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc.stdout.close()  # as `head -1` does once it has its line
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 141 and b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+    shell = subprocess.run(" ".join(cmd) + " | head -1", shell=True, capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert shell.stdout.count("\n") == 1 and "Traceback" not in shell.stderr, shell.stderr
+
+
+def _liver_only(tmp_path):
+    lab = read_volume("sample:ct_labels")
+    liver = np.where(np.rint(lab.array) == 5, 5, 0).astype(np.float32)
+    write_volume(tmp_path / "liver.nii.gz", liver, lab.geometry)
+    return tmp_path / "liver.nii.gz"
+
+
+def test_evaluate_averages_over_the_reference_classes(tmp_path, capsys):
+    liver = _liver_only(tmp_path)
+    # an automatic result (every class) against a liver-only reference: the mean is the liver's
+    assert main(["evaluate", "sample:ct_labels", str(liver), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["averaged"] == [5] and report["summary"]["mean_dice"] == 1.0
+    assert len(report["not_averaged"]) > 20 and report["names"]["5"] == "liver"
+    assert main(["evaluate", "sample:ct_labels", str(liver)]) == 0
+    out = capsys.readouterr().out
+    assert "liver" in out and "(not in the mean)" in out
+    assert out.strip().splitlines()[-1].startswith("mean over 1 reference classes: Dice 1.0000, HD95 0.00 mm")
+
+
+def test_evaluate_classes_asked_and_inf_hd95_explained(tmp_path, capsys):
+    liver = _liver_only(tmp_path)
+    # a liver-only result against the full reference, averaged over the classes asked for
+    assert main(["evaluate", str(liver), "sample:ct_labels", "--classes", "liver,spleen"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("mean over 2 asked classes: Dice 0.5000, HD95 0.00 mm")
+    assert "inf HD95 (a class empty on one side) of 1 classes left out of the HD95 mean" in last
+    assert main(["evaluate", str(liver), "sample:ct_labels", "--classes", "livr"]) == 2
+    _one_line_error(capsys, "unknown class 'livr'")
+
+
+def test_demo_script_labels_its_figures():
+    script = (Path(__file__).parents[1] / "scripts" / "demo.sh").read_text()
+    assert "Dice" in script and "HD95" in script and "training volume" in script

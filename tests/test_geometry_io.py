@@ -199,8 +199,8 @@ def test_input_errors(tmp_path):
         read_volume(SAMPLES / "mr_abdomen.nii.gz", modality="PET")
 
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 2), np.float32), np.eye(4)), str(tmp_path / "t.nii"))
-    with pytest.raises(InputError, match="single 3-D volume"):
-        read_volume(tmp_path / "t.nii")
+    with pytest.raises(InputError, match="holds 2 time points .* --timepoint N, N in 0..1"):
+        read_volume(tmp_path / "t.nii")  # 4-D: choose one (tests/test_robustness.py)
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 1), np.float32), np.eye(4)), str(tmp_path / "s.nii"))
     assert read_volume(tmp_path / "s.nii").array.shape == (4, 5, 6)
     tifffile.imwrite(tmp_path / "flat.tif", np.zeros((5, 6), np.float32))

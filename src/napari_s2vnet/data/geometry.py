@@ -50,12 +50,14 @@ class Geometry:
     def __post_init__(self) -> None:
         affine = np.array(self.affine, dtype=np.float64)
         if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
-            raise InputError(f"invalid affine: expected a finite 4x4 matrix, got {affine.shape}")
+            raise InputError(f"invalid affine: expected a finite 4x4 matrix, got {affine.shape} "
+                             f"{'with NaN/Inf' if affine.shape == (4, 4) else ''}; fix the file's header")
         shape = tuple(int(s) for s in self.shape)
         if len(shape) != 3 or min(shape) < 1:
             raise InputError(f"invalid volume shape {shape}: expected 3 positive sizes")
         if abs(np.linalg.det(affine[:3, :3])) < 1e-12 or np.isnan(io_orientation(affine)).any():
-            raise InputError("invalid affine: the voxel axes are degenerate (zero or parallel)")
+            raise InputError("invalid affine: the voxel axes are degenerate (a zero voxel size, or parallel axes); "
+                             "fix the file's header (NIfTI sform/qform, TIFF voxel size)")
         affine.setflags(write=False)
         object.__setattr__(self, "affine", affine)
         object.__setattr__(self, "shape", shape)

@@ -12,6 +12,13 @@ Arrays are returned and written in **file order** together with a :class:`Geomet
   no size is given. TIFFs are *written* in internal order (``geometry.to_internal``) with the
   internal spacing as ImageJ metadata in mm, so they read back as the internal-order volume.
 * DICOM: a folder holding a series (or one of its files), see ``data/dicom.py``.
+* ``sample:ct``, ``sample:mr``, ``sample:ct_labels``, ``sample:mr_labels``: the bundled files.
+
+4-D and 5-D files hold several volumes: ``timepoint`` / ``channel`` choose one (NIfTI: the 4th axis
+holds time points, or channels as in the Medical Segmentation Decathlon, the 5th axis channels;
+TIFF: the ImageJ/OME ``T`` and ``C`` axes). Every image read goes through ``data/checks.py``
+(non-finite voxels, zero voxel sizes, sheared axes); ``docs/robustness.md`` lists what each bad
+input gets.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .checks import affine_warnings, check_spacing, finite_image, warn
 from .geometry import Geometry
 
 _SUPPORTED = "expected .nii, .nii.gz, .tif, .tiff or a DICOM folder"
@@ -52,6 +60,7 @@ def guess_modality(array: np.ndarray) -> str:
     maximum > 500), else ``"MR"``."""
     flat = np.asarray(array).ravel()
     sample = flat[:: max(1, flat.size // 2_000_000)]
+    sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return "MR"
     return "CT" if np.percentile(sample, 1) < -500 and sample.max() > 500 else "MR"
@@ -84,12 +93,20 @@ def _as_3d(array: np.ndarray, name: str, first_axes_fixed: bool) -> np.ndarray:
     return array
 
 
-def read_volume(path: str | os.PathLike, modality: str | None = None) -> Volume:
-    """Read a NIfTI file, a TIFF stack or a DICOM series folder into a float32 :class:`Volume`.
+def read_volume(path: str | os.PathLike, modality: str | None = None, *, channel: int | None = None,
+                timepoint: int | None = None) -> Volume:
+    """Read a NIfTI file, a TIFF stack, a DICOM series folder or a bundled ``sample:NAME`` into a
+    float32 :class:`Volume`.
 
     ``modality`` (``"CT"``/``"MR"``) overrides the guess (DICOM ``Modality`` tag, else
-    :func:`guess_modality`).
+    :func:`guess_modality`). ``channel`` / ``timepoint`` choose one volume of a 4-D or 5-D file.
+    Problems raise :class:`~napari_s2vnet.errors.InputError`; changes made to the data (non-finite
+    voxels replaced) are reported as :class:`~napari_s2vnet.errors.InputWarning`.
     """
+    if str(path).startswith("sample:"):
+        from .samples import sample_path
+
+        path = sample_path(str(path).split(":", 1)[1])
     p = Path(path)
     if not p.exists():
         raise InputError(f"cannot read '{p}': no such file or folder")
@@ -104,24 +121,86 @@ def read_volume(path: str | os.PathLike, modality: str | None = None) -> Volume:
         volume = read_dicom_series(p if p.is_dir() else p.parent)
         if modality is not None:
             volume.modality = modality
+        volume.array = finite_image(volume.array, f"'{p.name}'")
+        affine_warnings(volume.geometry.affine, f"'{p.name}'")
         return volume
     if ext in (".nii", ".nii.gz"):
-        array, geometry = _read_nifti(p)
+        array, geometry = _read_nifti(p, channel, timepoint)
     elif ext in (".tif", ".tiff"):
-        array, geometry = _read_tiff(p)
+        array, geometry = _read_tiff(p, channel, timepoint)
     else:
         raise InputError(f"cannot read '{p.name}': unsupported file type ({_SUPPORTED})")
+    array = finite_image(array, f"'{p.name}'")
+    affine_warnings(geometry.affine, f"'{p.name}'")
     return Volume(array, geometry, modality or guess_modality(array), str(p))
 
 
-def _read_nifti(path: Path) -> tuple[np.ndarray, Geometry]:
+def _choose(size: int, chosen: int | None, what: str, flag: str, name: str, shape: tuple[int, ...]) -> int:
+    """Index along an axis of ``size`` ``what`` (time points, channels) that ``flag`` chooses."""
+    if size == 1 and chosen in (None, 0):
+        return 0
+    if chosen is None:
+        raise InputError(f"'{name}' holds {size} {what} (shape {shape}): choose one with {flag} N, "
+                         f"N in 0..{size - 1} (Python: read_volume(..., {flag[2:]}=N))")
+    if not 0 <= chosen < size:
+        raise InputError(f"'{name}': {flag} {chosen} is out of range: it holds {size} {what} (0..{size - 1})")
+    return chosen
+
+
+def _nifti_header_check(path: Path) -> None:
+    """Zero voxel sizes that nibabel would silently turn into 1 mm are an error (negative: warning)."""
     import nibabel as nib
-    from nibabel.filebasedimages import ImageFileError
+    from nibabel.openers import ImageOpener
 
     try:
-        img = nib.load(str(path))
-        array = np.asarray(img.dataobj, dtype=np.float32)
+        with ImageOpener(str(path)) as f:
+            raw = f.read(540)
+        hdr = nib.Nifti1Header(raw[:348], check=False)
+        if int(hdr["sizeof_hdr"]) != 348:
+            hdr = nib.Nifti2Header(raw[:540], check=False)
+        ndim = max(1, min(3, int(hdr["dim"][0])))
+        pixdim = [float(v) for v in hdr["pixdim"][1 : 1 + ndim]]
+        sform = int(hdr["sform_code"])
+    except Exception:  # noqa: BLE001 -- not readable as a header: nib.load reports it
+        return
+    if sform > 0:
+        return  # the affine comes from the sform rows; pixdim does not enter it
+    if any(v == 0 or not np.isfinite(v) for v in pixdim):
+        raise InputError(f"cannot read '{path.name}': its header gives a voxel size of "
+                         f"{', '.join(f'{v:g}' for v in pixdim)} mm (pixdim); fix the header, e.g. with nibabel's "
+                         "img.header.set_zooms(...)")
+    if any(v < 0 for v in pixdim):
+        warn(f"'{path.name}': its header gives negative voxel sizes ({', '.join(f'{v:g}' for v in pixdim)} mm); "
+             "their absolute values were used, as nibabel does")
+
+
+def _read_nifti(path: Path, channel: int | None = None, timepoint: int | None = None) -> tuple[np.ndarray, Geometry]:
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.imageglobals import LoggingOutputSuppressor
+
+    _nifti_header_check(path)
+    try:
+        with LoggingOutputSuppressor():
+            img = nib.load(str(path))
+        proxy, shape = img.dataobj, tuple(img.shape)
+        index: tuple = ()
+        if len(shape) > 3:
+            if len(shape) > 5 and max(shape[5:]) > 1:
+                raise InputError(f"cannot read '{path.name}': expected at most 5 axes, got shape {shape}")
+            sizes = shape[3:5] + (1,) * (5 - len(shape[:5]))
+            axis4 = (timepoint, "time points", "--timepoint")
+            if channel is not None and timepoint is None and sizes[1] == 1:  # channels on the 4th axis (MSD)
+                axis4, channel = (channel, "channels", "--channel"), None
+            picks = (_choose(sizes[0], *axis4, path.name, shape),
+                     _choose(sizes[1], channel, "channels", "--channel", path.name, shape))
+            index = (slice(None),) * 3 + picks[: len(shape) - 3] + (0,) * max(0, len(shape) - 5)
+        elif channel not in (None, 0) or timepoint not in (None, 0):
+            raise InputError(f"'{path.name}' is a single 3-D volume: it has no channels or time points to choose")
+        array = np.asarray(proxy[index] if index else proxy, dtype=np.float32)
     except (OSError, ValueError, EOFError, ImageFileError) as exc:
+        if isinstance(exc, InputError):
+            raise
         raise InputError(f"cannot read '{path.name}': {exc}") from exc
     array = _as_3d(array, path.name, first_axes_fixed=True)
     return array, Geometry(img.affine, array.shape)
@@ -166,17 +245,45 @@ def _tiff_spacing(tif, name: str) -> tuple[float, float, float]:
     return (sz, size("YResolution"), size("XResolution"))
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, Geometry]:
+def _read_tiff(path: Path, channel: int | None = None, timepoint: int | None = None) -> tuple[np.ndarray, Geometry]:
     import tifffile
 
     try:
         with tifffile.TiffFile(str(path)) as tif:
             array = tif.asarray()
+            axes = tif.series[0].axes if tif.series else ""
             spacing = _tiff_spacing(tif, path.name)
     except (OSError, ValueError, ET.ParseError) as exc:
         raise InputError(f"cannot read '{path.name}': {exc}") from exc
+    spacing = check_spacing(spacing, f"cannot read '{path.name}': the TIFF metadata gives a voxel size")
+    if len(axes) == array.ndim:
+        for letter, chosen, what, flag in (("T", timepoint, "time points", "--timepoint"),
+                                           ("C", channel, "channels", "--channel")):
+            if letter in axes:
+                axis = axes.index(letter)
+                array = np.take(array, _choose(array.shape[axis], chosen, what, flag, path.name, array.shape), axis)
+                axes = axes.replace(letter, "")
     array = _as_3d(np.asarray(array, dtype=np.float32), path.name, first_axes_fixed=False)
     return array, Geometry.from_spacing(spacing, array.shape)
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Check, before any work, that ``path`` can be written (creating missing parent folders)."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"cannot write '{p}': it is a folder; give a file name such as {p / 'labels.nii.gz'}")
+    if _split_ext(p) not in (".nii", ".nii.gz", ".tif", ".tiff"):
+        raise InputError(f"cannot write '{p}': unsupported file type (expected .nii.gz, .nii, .tif or .tiff)")
+    blocker = next((a for a in reversed(p.parents) if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        raise InputError(f"cannot write '{p}': '{blocker}' is a file, not a folder")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder '{p.parent}' for the output: {exc.strerror or exc}") from None
+    if not os.access(p.parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise InputError(f"cannot write '{p}': permission denied")
+    return p
 
 
 def write_labels(path: str | os.PathLike, labels: np.ndarray, geometry: Geometry) -> None:

@@ -6,20 +6,26 @@ Format::
                 {"voxel": [i, j, k], "label": 5, "positive": false, "round": 1}]}
 
 ``world`` is RAS millimetres (nibabel/NIfTI scanner convention) and works for every input kind;
-``voxel`` indexes the input array as the reader returns it (file order). ``positive`` defaults to
-true, ``round`` (optional, default 0) groups clicks into refinement rounds applied in order. Each
-problem is reported as an :class:`InputError` naming the click.
+``voxel`` indexes the input array as the reader returns it (file order). ``label`` is a positive
+integer id or one of the model's class names (``"liver"``: case-insensitive, becomes the model's id).
+``positive`` defaults to true, ``round`` (optional, default 0) groups clicks into refinement rounds
+applied in order. Each problem is reported as an :class:`InputError` naming the click; a click that
+repeats an earlier one exactly is dropped with an :class:`InputWarning`, while two different clicks
+on the same voxel in the same round are an error.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from napari_s2vnet.data.geometry import Geometry
-from napari_s2vnet.errors import InputError
+from napari_s2vnet.errors import InputError, InputWarning
 from napari_s2vnet.inference.state import Click
 
 
@@ -27,24 +33,44 @@ def _describe(i: int, item: object) -> str:
     return f"click #{i} {json.dumps(item)}"
 
 
-def parse_clicks(data: object, geometry: Geometry) -> list[tuple[int, Click]]:
-    """-> ``[(round, Click in internal order), ...]`` sorted by round (stable)."""
+def _label_of(label: object, what: str, class_names: Mapping[int, str] | None) -> int:
+    """A click's label: a positive integer, or a class name of the model (-> its id)."""
+    if isinstance(label, str):
+        by_name = {name.lower(): i for i, name in (class_names or {}).items()}
+        key = label.strip().lower()
+        if key in by_name:
+            return by_name[key]
+        if key.isdigit() and int(key) > 0:
+            return int(key)
+        close = difflib.get_close_matches(key, list(by_name), n=3)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        raise InputError(f"{what}: unknown class name {label!r}{hint}; use one of the model's class names "
+                         "or a positive integer id")
+    if not isinstance(label, int) or isinstance(label, bool) or label <= 0:
+        raise InputError(f"{what}: label must be a positive integer or a class name of the model")
+    return label
+
+
+def parse_clicks(data: object, geometry: Geometry,
+                 class_names: Mapping[int, str] | None = None) -> list[tuple[int, Click]]:
+    """-> ``[(round, Click in internal order), ...]`` sorted by round (stable); ``[]`` when the
+    file lists no clicks. ``class_names`` (``{id: name}``, the model's) resolve named labels."""
     if not isinstance(data, dict) or not isinstance(data.get("clicks"), list):
         raise InputError('clicks file must be a JSON object {"clicks": [...]}')
     shape = np.array(geometry.shape)
     out: list[tuple[int, Click]] = []
+    seen: dict[tuple[int, int, int, int], tuple[int, Click]] = {}
     for i, item in enumerate(data["clicks"]):
         what = _describe(i, item)
         if not isinstance(item, dict):
             raise InputError(f"{what}: expected an object with 'world' or 'voxel', 'label'")
-        label = item.get("label")
-        if not isinstance(label, int) or isinstance(label, bool) or label <= 0:
-            raise InputError(f"{what}: label must be a positive integer")
+        label = _label_of(item.get("label"), what, class_names)
         if ("world" in item) == ("voxel" in item):
             raise InputError(f"{what}: give exactly one of 'world' (RAS mm) or 'voxel' (array indices)")
         coords = item.get("world", item.get("voxel"))
-        if not (isinstance(coords, list) and len(coords) == 3 and all(isinstance(c, (int, float)) for c in coords)):
-            raise InputError(f"{what}: coordinates must be a list of 3 numbers")
+        if not (isinstance(coords, list) and len(coords) == 3
+                and all(isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) for c in coords)):
+            raise InputError(f"{what}: coordinates must be a list of 3 finite numbers")
         ijk = geometry.world_to_file(np.array(coords, float)) if "world" in item else np.array(coords, float)
         idx = np.rint(ijk).astype(int)
         if np.any(idx < 0) or np.any(idx >= shape):
@@ -53,21 +79,34 @@ def parse_clicks(data: object, geometry: Geometry) -> list[tuple[int, Click]]:
         if not isinstance(positive, bool):
             raise InputError(f"{what}: 'positive' must be true or false")
         rnd = item.get("round", 0)
-        if not isinstance(rnd, int):
+        if not isinstance(rnd, int) or isinstance(rnd, bool):
             raise InputError(f"{what}: 'round' must be an integer")
         z, y, x = geometry.file_to_internal_index(idx)
-        out.append((rnd, Click(z, y, x, label, positive)))
+        click = Click(z, y, x, label, positive)
+        key = (rnd, z, y, x)
+        if key in seen:
+            j, other = seen[key]
+            if other == click:
+                warnings.warn(f"{what} repeats click #{j}: ignored", InputWarning, stacklevel=2)
+                continue
+            raise InputError(f"{what} and click #{j} are on the same voxel in the same round with a different "
+                             "label or sign: keep one, or put them in different rounds")
+        seen[key] = (i, click)
+        out.append((rnd, click))
     return sorted(out, key=lambda item: item[0])
 
 
-def read_clicks(path: str | Path, geometry: Geometry) -> list[tuple[int, Click]]:
+def read_clicks(path: str | Path, geometry: Geometry,
+                class_names: Mapping[int, str] | None = None) -> list[tuple[int, Click]]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"clicks file not found: {path}") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"clicks file {path} is not valid JSON: {exc}") from None
-    return parse_clicks(data, geometry)
+    except OSError as exc:
+        raise InputError(f"cannot read the clicks file {path}: {exc.strerror or exc}") from None
+    return parse_clicks(data, geometry, class_names)
 
 
 def rounds_of(clicks: list[tuple[int, Click]]) -> list[list[Click]]:

@@ -13,9 +13,9 @@ import torch
 from napari_s2vnet.data.io import Volume
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.auto import auto_volume
-from napari_s2vnet.inference.prepared import FeatureCache, prepare_image
+from napari_s2vnet.inference.prepared import FeatureCache, checked_image, prepare_image
 from napari_s2vnet.model.s2vnet import S2VNet
-from napari_s2vnet.model.weights import default_weights_path, load_weights
+from napari_s2vnet.model.weights import WeightsError, default_weights_path, load_weights, read_metadata
 
 if TYPE_CHECKING:
     from napari_s2vnet.inference.session import Session
@@ -38,6 +38,28 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
+_WEIGHTS_HINT = "use a weights.safetensors written by `napari-s2vnet train`, or leave --model out for the bundled one"
+
+
+def _load(path: Path, device: torch.device) -> S2VNet:
+    """``load_weights`` with every failure as one :class:`WeightsError` line that says what to do."""
+    try:
+        return load_weights(path, device)
+    except WeightsError as exc:
+        message = str(exc)
+        if "not fully covered" in message:
+            message = f"cannot read weights {path}: the file is truncated (an interrupted download or copy?)"
+        elif "class_embed" in message or "class_head" in message:
+            import json
+
+            names = json.loads(read_metadata(path)["config"]).get("class_names", [])
+            message = (f"{path}: its config names {len(names)} classes but its tensors were made for another "
+                       "number of classes (an edited or mixed-up file)")
+        raise WeightsError(f"{message}; {_WEIGHTS_HINT}") from None
+    except (ValueError, TypeError, KeyError) as exc:  # the config in the header is broken
+        raise WeightsError(f"{path}: the model config inside the file is invalid ({exc}); {_WEIGHTS_HINT}") from None
+
+
 class Predictor:
     def __init__(self, model: S2VNet, device: str | torch.device = "cpu", model_id: str = "unsaved-model") -> None:
         self.device = resolve_device(device)
@@ -48,7 +70,7 @@ class Predictor:
     def from_file(cls, path: str | Path, device: str | torch.device = "auto") -> Predictor:
         path = Path(path)
         dev = resolve_device(device)
-        model = load_weights(path, dev)
+        model = _load(path, dev)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         return cls(model, dev, f"{path.name}:{digest}")
 
@@ -71,7 +93,9 @@ class Predictor:
         self, image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str,
         classes: Iterable[int] | None = None,
     ) -> np.ndarray:
-        """Automatic labels ``(Z, Y, X)`` uint16 for an internal-order image."""
+        """Automatic labels ``(Z, Y, X)`` uint16 for an internal-order image (checked first:
+        ``inference.prepared.checked_image``)."""
+        image_zyx, spacing_zyx = checked_image(image_zyx, spacing_zyx, self.config.pixel_spacing_mm)
         prepared = prepare_image(image_zyx, spacing_zyx, modality, self.config.pixel_spacing_mm)
         cache = FeatureCache(self.model, prepared, self.device, max_bytes=512 << 20, batch=16)
         return auto_volume(self.model, prepared, cache, classes)

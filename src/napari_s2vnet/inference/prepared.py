@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_s2vnet.data.checks import check_spacing, finite_image, image_warnings
 from napari_s2vnet.data.preprocess import mr_range, normalize_intensity, resample_inplane, target_hw
 from napari_s2vnet.model.cluster_decoder import DecoderOutput
 from napari_s2vnet.model.s2vnet import S2VNet, group_probabilities
@@ -86,6 +87,23 @@ def bilinear_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tens
                  + s[:, y1[iy], x0[ix]] * (fy * (1 - fx)) + s[:, y1[iy], x1[ix]] * (fy * fx))
         out[iy, ix] = winners[value.argmax(0)]
     return out
+
+
+def checked_image(image_zyx: np.ndarray, spacing_zyx, target_mm: float) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The image and spacing as the model may take them (``data/checks.py``): an ``InputError`` for
+    a non-3-D image, unusable voxel sizes or no finite voxel; non-finite voxels replaced and doubtful
+    images (constant, too thin, very anisotropic in-plane) reported as ``InputWarning``."""
+    from napari_s2vnet.errors import InputError
+
+    image_zyx = np.asarray(image_zyx)
+    if image_zyx.ndim != 3:
+        raise InputError(f"expected a 3-D (Z, Y, X) image, got shape {image_zyx.shape}")
+    if len(tuple(spacing_zyx)) != 3:
+        raise InputError(f"expected 3 voxel sizes (z, y, x), got {tuple(spacing_zyx)}")
+    spacing = check_spacing(spacing_zyx)
+    image_zyx = finite_image(image_zyx)
+    image_warnings(image_zyx, spacing, target_mm)
+    return image_zyx, spacing
 
 
 def prepare_image(image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str, target_mm: float,
