@@ -194,7 +194,7 @@ def test_evaluate_averages_over_the_reference_classes(tmp_path, capsys):
     assert main(["evaluate", "sample:ct_labels", str(liver)]) == 0
     out = capsys.readouterr().out
     assert "liver" in out and "(not in the mean)" in out
-    assert out.strip().splitlines()[-1].startswith("mean over 1 reference classes: Dice 1.0000, HD95 0.00 mm")
+    assert out.strip().splitlines()[-1].startswith("mean over 1 reference class: Dice 1.0000, HD95 0.00 mm")
 
 
 def test_evaluate_classes_asked_and_inf_hd95_explained(tmp_path, capsys):
@@ -203,7 +203,7 @@ def test_evaluate_classes_asked_and_inf_hd95_explained(tmp_path, capsys):
     assert main(["evaluate", str(liver), "sample:ct_labels", "--classes", "liver,spleen"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("mean over 2 asked classes: Dice 0.5000, HD95 0.00 mm")
-    assert "inf HD95 (a class empty on one side) of 1 classes left out of the HD95 mean" in last
+    assert "inf HD95 (a class empty on one side) of 1 class left out of the HD95 mean" in last
     assert main(["evaluate", str(liver), "sample:ct_labels", "--classes", "livr"]) == 2
     _one_line_error(capsys, "unknown class 'livr'")
 

@@ -168,10 +168,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if missing:
         print(f"absent from both files, not scored: {', '.join(str(c) for c in missing)}")
     n, n_inf = summary["n_classes"], summary["n_hd95_undefined"]
-    hd_note = (f"; inf HD95 (a class empty on one side) of {n_inf} classes left out of the HD95 mean"
-               if n_inf else "")
-    print(f"mean over {n} {'asked' if args.classes else 'reference'} classes: Dice {summary['mean_dice']:.4f}, "
-          f"HD95 {summary['mean_hd95']:.2f} mm{hd_note}")
+    hd_note = (f"; inf HD95 (a class empty on one side) of {n_inf} class{'es' * (n_inf != 1)} left out of the "
+               "HD95 mean" if n_inf else "")
+    print(f"mean over {n} {'asked' if args.classes else 'reference'} class{'es' * (n != 1)}: "
+          f"Dice {summary['mean_dice']:.4f}, HD95 {summary['mean_hd95']:.2f} mm{hd_note}")
     return 0
 
 
