@@ -10,7 +10,7 @@ from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
 from napari_s2vnet.data.io import read_volume  # noqa: E402
-from napari_s2vnet.errors import InputError  # noqa: E402
+from napari_s2vnet.errors import InputError, InputWarning  # noqa: E402
 
 ROWS, COLS, N_SLICES = 8, 6, 4
 PIXEL_SPACING = (0.7, 0.9)  # (row spacing, column spacing)
@@ -31,7 +31,7 @@ def _stored(k: int) -> np.ndarray:
     return (600 + 100 * k + 10 * rows + cols).astype(np.uint16)
 
 
-def _write_slice(path, k: int, series_uid: str, modality: str = "CT") -> None:
+def _write_slice(path, k: int, series_uid: str, modality: str = "CT", number: int | None = None) -> None:
     row_dir, col_dir = _orientation()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
@@ -42,6 +42,9 @@ def _write_slice(path, k: int, series_uid: str, modality: str = "CT") -> None:
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.SeriesInstanceUID = series_uid
     ds.Modality = modality
+    if number is not None:
+        ds.SeriesNumber = number
+        ds.SeriesDescription = f"series {number}"
     ds.InstanceNumber = k + 1
     ds.ImagePositionPatient = [float(v) for v in ORIGIN + k * STEP * np.cross(row_dir, col_dir)]
     ds.ImageOrientationPatient = [float(v) for v in (*row_dir, *col_dir)]
@@ -102,3 +105,31 @@ def test_missing_slice_and_empty_folder(tmp_path):
     empty.mkdir()
     with pytest.raises(InputError, match="no DICOM"):
         read_volume(empty)
+
+
+def test_several_series(series_dir, tmp_path_factory):
+    with pytest.warns(InputWarning, match=r"holds 2 series: .*\(MR, 1 slice\); read the largest, .*\(CT, 4 slices\); choose another with --series N"):
+        assert read_volume(series_dir).array.shape == (COLS, ROWS, N_SLICES)
+    other = str(pydicom.dcmread(series_dir / "other.dcm").SeriesInstanceUID)
+    picked = read_volume(series_dir, series=other)
+    assert picked.array.shape == (COLS, ROWS, 1) and picked.modality == "MR"
+
+    tie = tmp_path_factory.mktemp("tie")
+    for number in (3, 7):
+        uid = generate_uid()
+        for k in range(N_SLICES):
+            _write_slice(tie / f"s{number}_{k}.dcm", k, uid, number=number)
+    with pytest.raises(InputError, match=r"several series of the same size: choose one with --series N.*"
+                                         r"3 \(CT series 3, 4 slices\); 7 \(CT series 7, 4 slices\)"):
+        read_volume(tie)
+    assert read_volume(tie, series=7).array.shape == (COLS, ROWS, N_SLICES)
+    with pytest.raises(InputError, match="has no series '9'; it holds: 3"):
+        read_volume(tie, series="9")
+
+
+def test_segment_series_flag(series_dir, tmp_path, capsys):
+    from napari_s2vnet.cli import main
+
+    assert main(["segment", str(series_dir), "-o", str(tmp_path / "o.nii.gz"), "--series", "9"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "has no series '9'; it holds: " in err

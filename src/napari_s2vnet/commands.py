@@ -31,6 +31,7 @@ def add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modality", choices=["CT", "MR"], help="default: from metadata / intensities")
     p.add_argument("--channel", type=int, help="channel to segment in a multi-channel (4-D/5-D) file")
     p.add_argument("--timepoint", type=int, help="time point to segment in a 4-D file")
+    p.add_argument("--series", help="series of a DICOM folder (SeriesNumber or UID); default: the largest")
 
 
 def run_segment(args: argparse.Namespace) -> int:
@@ -44,7 +45,7 @@ def run_segment(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     check_output_path(args.output)
-    volume = read_volume(args.input, args.modality, channel=args.channel, timepoint=args.timepoint)
+    volume = read_volume(args.input, args.modality, channel=args.channel, timepoint=args.timepoint, series=args.series)
     g = volume.geometry
     if volume.array.min() == volume.array.max():
         raise InputError(f"'{args.input}' is constant (every voxel is {volume.array.flat[0]:g}): nothing to segment; "

@@ -1,7 +1,9 @@
 """Reading a DICOM image series (pydicom, imported lazily: ``pip install 'napari-s2vnet[dicom]'``).
 
-The folder (searched recursively) may hold several series; the one with the most slices
-(``SeriesInstanceUID``) is read. Slices are sorted by the projection of ``ImagePositionPatient``
+The folder (searched recursively) may hold several series (``SeriesInstanceUID``): ``series``
+chooses one by its ``SeriesNumber`` or UID; without it the one with the most slices is read, with an
+:class:`InputWarning` that lists the others (a tie for the most slices is an :class:`InputError`
+that lists them all). Slices are sorted by the projection of ``ImagePositionPatient``
 on the slice normal ``n = row_dir x col_dir`` (``ImageOrientationPatient``), and stored values are
 converted with ``RescaleSlope``/``RescaleIntercept`` to float32 (Hounsfield units for CT).
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .checks import warn
 from .geometry import Geometry
 from .io import Volume, guess_modality
 
@@ -50,14 +53,42 @@ def _series_headers(folder: Path) -> dict[str, list]:
     return series
 
 
-def read_dicom_series(folder: str | os.PathLike) -> Volume:
-    """Read the largest image series under ``folder`` into a float32 file-order :class:`Volume`."""
+def _describe(uid: str, headers: list) -> str:
+    ds = headers[0]
+    number = getattr(ds, "SeriesNumber", None)
+    what = " ".join(str(v) for v in (getattr(ds, "Modality", ""), getattr(ds, "SeriesDescription", "")) if v)
+    name = f"{number}" if number not in (None, "") else uid
+    return f"{name} ({what + ', ' if what else ''}{len(headers)} slice{'s' * (len(headers) != 1)})"
+
+
+def _choose_series(folder: Path, series: dict[str, list], chosen: str | None) -> list:
+    """The headers of the series ``chosen`` names (SeriesNumber or UID), else of the largest one."""
+    listing = "; ".join(_describe(uid, h) for uid, h in sorted(series.items(), key=lambda kv: -len(kv[1])))
+    if chosen is not None:
+        for uid, headers in series.items():
+            if str(chosen) in (uid, str(getattr(headers[0], "SeriesNumber", "")).strip()):
+                return headers
+        raise InputError(f"'{folder}' has no series {chosen!r}; it holds: {listing}")
+    if len(series) == 1:
+        return next(iter(series.values()))
+    ranked = sorted(series.items(), key=lambda kv: -len(kv[1]))
+    if len(ranked[0][1]) == len(ranked[1][1]):
+        raise InputError(f"'{folder}' holds several series of the same size: choose one with --series N "
+                         f"(read_volume(..., series=N)); it holds: {listing}")
+    warn(f"'{folder}' holds {len(series)} series: {listing}; read the largest, {_describe(*ranked[0])}; "
+         "choose another with --series N (its SeriesNumber or UID)")
+    return ranked[0][1]
+
+
+def read_dicom_series(folder: str | os.PathLike, series: str | int | None = None) -> Volume:
+    """Read one image series under ``folder`` (``series``: its SeriesNumber or UID; default the
+    largest) into a float32 file-order :class:`Volume`."""
     pydicom = _import_pydicom()
     folder = Path(folder)
-    series = _series_headers(folder)
-    if not series:
+    found = _series_headers(folder)
+    if not found:
         raise InputError(f"cannot read '{folder}': no DICOM image slices found in this folder")
-    headers = max(series.values(), key=len)
+    headers = _choose_series(folder, found, None if series is None else str(series))
 
     orient = np.asarray(headers[0].ImageOrientationPatient, dtype=np.float64)
     row_dir, col_dir = orient[:3], orient[3:]

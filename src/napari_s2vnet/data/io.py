@@ -94,12 +94,13 @@ def _as_3d(array: np.ndarray, name: str, first_axes_fixed: bool) -> np.ndarray:
 
 
 def read_volume(path: str | os.PathLike, modality: str | None = None, *, channel: int | None = None,
-                timepoint: int | None = None) -> Volume:
+                timepoint: int | None = None, series: str | int | None = None) -> Volume:
     """Read a NIfTI file, a TIFF stack, a DICOM series folder or a bundled ``sample:NAME`` into a
     float32 :class:`Volume`.
 
     ``modality`` (``"CT"``/``"MR"``) overrides the guess (DICOM ``Modality`` tag, else
-    :func:`guess_modality`). ``channel`` / ``timepoint`` choose one volume of a 4-D or 5-D file.
+    :func:`guess_modality`). ``channel`` / ``timepoint`` choose one volume of a 4-D or 5-D file,
+    ``series`` (SeriesNumber or UID) one series of a DICOM folder (default: the largest).
     Problems raise :class:`~napari_s2vnet.errors.InputError`; changes made to the data (non-finite
     voxels replaced) are reported as :class:`~napari_s2vnet.errors.InputWarning`.
     """
@@ -118,12 +119,14 @@ def read_volume(path: str | os.PathLike, modality: str | None = None, *, channel
     if p.is_dir() or ext == ".dcm":
         from .dicom import read_dicom_series
 
-        volume = read_dicom_series(p if p.is_dir() else p.parent)
+        volume = read_dicom_series(p if p.is_dir() else p.parent, series)
         if modality is not None:
             volume.modality = modality
         volume.array = finite_image(volume.array, f"'{p.name}'")
         affine_warnings(volume.geometry.affine, f"'{p.name}'")
         return volume
+    if series is not None:
+        raise InputError(f"'{p.name}' is not a DICOM folder: it has no series to choose")
     if ext in (".nii", ".nii.gz"):
         array, geometry = _read_nifti(p, channel, timepoint)
     elif ext in (".tif", ".tiff"):
