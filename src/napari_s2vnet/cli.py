@@ -105,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, FileNotFoundError) as exc:
         if args.debug:
             raise
-        print(f"napari-s2vnet {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())  # one line
+        print(f"napari-s2vnet {args.command}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # the reader (e.g. `head -1`) closed the pipe: stop quietly, as `yes | head -1` does

@@ -23,8 +23,11 @@ input gets.
 
 from __future__ import annotations
 
+import logging
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +141,17 @@ def read_volume(path: str | os.PathLike, modality: str | None = None, *, channel
     return Volume(array, geometry, modality or guess_modality(array), str(p))
 
 
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Silence a library's logger (its complaints about a damaged file would break the one line)."""
+    log = logging.getLogger(name)
+    level, log.level = log.level, logging.CRITICAL + 1
+    try:
+        yield
+    finally:
+        log.level = level
+
+
 def _choose(size: int, chosen: int | None, what: str, flag: str, name: str, shape: tuple[int, ...]) -> int:
     """Index along an axis of ``size`` ``what`` (time points, channels) that ``flag`` chooses."""
     if size == 1 and chosen in (None, 0):
@@ -180,11 +194,10 @@ def _nifti_header_check(path: Path) -> None:
 def _read_nifti(path: Path, channel: int | None = None, timepoint: int | None = None) -> tuple[np.ndarray, Geometry]:
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
-    from nibabel.imageglobals import LoggingOutputSuppressor
 
     _nifti_header_check(path)
     try:
-        with LoggingOutputSuppressor():
+        with _quiet("nibabel.global"):  # header fixes it logs: our checks report what matters
             img = nib.load(str(path))
         proxy, shape = img.dataobj, tuple(img.shape)
         index: tuple = ()
@@ -201,10 +214,12 @@ def _read_nifti(path: Path, channel: int | None = None, timepoint: int | None = 
         elif channel not in (None, 0) or timepoint not in (None, 0):
             raise InputError(f"'{path.name}' is a single 3-D volume: it has no channels or time points to choose")
         array = np.asarray(proxy[index] if index else proxy, dtype=np.float32)
+    except InputError:
+        raise
     except (OSError, ValueError, EOFError, ImageFileError) as exc:
-        if isinstance(exc, InputError):
-            raise
         raise InputError(f"cannot read '{path.name}': {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- a damaged header can fail deep inside nibabel or zlib
+        raise InputError(f"cannot read '{path.name}': not a readable NIfTI ({type(exc).__name__}: {exc})") from exc
     array = _as_3d(array, path.name, first_axes_fixed=True)
     return array, Geometry(img.affine, array.shape)
 
@@ -252,12 +267,14 @@ def _read_tiff(path: Path, channel: int | None = None, timepoint: int | None = N
     import tifffile
 
     try:
-        with tifffile.TiffFile(str(path)) as tif:
+        with _quiet("tifffile"), tifffile.TiffFile(str(path)) as tif:
             array = tif.asarray()
             axes = tif.series[0].axes if tif.series else ""
             spacing = _tiff_spacing(tif, path.name)
-    except (OSError, ValueError, ET.ParseError) as exc:
-        raise InputError(f"cannot read '{path.name}': {exc}") from exc
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- a damaged TIFF raises many kinds (KeyError, RuntimeError, ...)
+        raise InputError(f"cannot read '{path.name}': not a readable TIFF ({type(exc).__name__}: {exc})") from exc
     spacing = check_spacing(spacing, f"cannot read '{path.name}': the TIFF metadata gives a voxel size")
     if len(axes) == array.ndim:
         for letter, chosen, what, flag in (("T", timepoint, "time points", "--timepoint"),
