@@ -356,3 +356,48 @@ def test_corrections_do_what_their_sign_says(ct_session_factory, ct_crop):
     assert not (trimmed & ~after).any() and not trimmed[zn, yn, xn] and trimmed.sum() < after.sum()
     clicks = [Click(0, 0, 0, LIVER, True), Click(0, 1, 1, LIVER, False), Click(0, 2, 2, SPLEEN, True)]
     assert [_effect(clicks, LIVER), _effect(clicks, SPLEEN), _effect(clicks[1:2], LIVER)] == ["replace", "add", "remove"]
+
+
+def test_uncertain_slices_rank_the_doubt_of_written_labels_and_follow_undo(ct_session_factory, ct_crop):
+    """Every round scores the slices it wrote (review guidance); undo/redo/remove_class return the
+    changed slices and put the scores back as they were."""
+    _, gt, _ = ct_crop
+    s = ct_session_factory()
+    assert not s.slice_doubt().any() and s.uncertain_slices(5) == []
+    z, y, x = _click_on(gt, LIVER)
+    s.add_click(z, y, x, LIVER)
+    written = {z} | {zz for zz, _ in s.propagate()}
+    doubt = s.slice_doubt()
+    assert doubt.shape == (gt.shape[0],) and doubt[z] > 0
+    assert set(np.flatnonzero(doubt)) <= written  # only slices the round decoded have a score
+    top = s.uncertain_slices(3)
+    assert len(top) == 3 and list(doubt[top]) == sorted(doubt[top], reverse=True) and doubt[top[0]] == doubt.max()
+    assert top[0] not in s.uncertain_slices(3, skip=[top[0]])
+    after = s.labels().copy()
+    undone = s.undo()
+    assert set(undone) == set(np.flatnonzero((after != 0).reshape(len(after), -1).any(1)))
+    assert all(np.array_equal(undone[k], s.labels()[k]) for k in undone) and not s.slice_doubt().any()
+    redone = s.redo()
+    assert set(redone) == set(undone) and np.array_equal(s.labels(), after)
+    assert np.array_equal(s.slice_doubt(), doubt)
+    removed = s.remove_class(LIVER)
+    assert set(removed) == set(undone) and not s.labels().any() and not s.slice_doubt().any()
+    assert s.undo() is not None and s.redo() is not None and s.redo() is None
+    s.auto(classes=[SPLEEN, COLON])
+    assert s.slice_doubt().sum() > 0
+
+
+def test_repropagate_finishes_pending_passes_or_reruns_the_last_round(ct_session_factory, ct_crop):
+    _, gt, _ = ct_crop
+    s = ct_session_factory()
+    z, y, x = _click_on(gt, LIVER)
+    s.add_click(z, y, x, LIVER)
+    first = [zz for zz, _ in s.repropagate()]  # the pending pass
+    assert z not in first and not s.pending
+    labels = s.labels().copy()
+    again = [zz for zz, _ in s.repropagate()]  # nothing pending: the clicked slice again, then outward
+    assert again[0] == z and len(again) > 1 and s.state.rounds == 2
+    assert np.array_equal(s.labels(), labels)  # the same clicks decode the same labels
+    s.undo()
+    s.undo()
+    assert list(s.repropagate()) == []  # its clicks were undone

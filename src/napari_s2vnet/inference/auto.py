@@ -13,7 +13,7 @@ later in the chain (e.g. the bladder); docs/benchmarks.md reports all three vari
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -38,9 +38,13 @@ def outward_order(start: int, z_count: int) -> tuple[list[int], list[int]]:
 @torch.inference_mode()
 def auto_slices(
     model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes: Iterable[int] | None = None,
-    start: int | None = None, fuse_anchor: bool = True,
+    start: int | None = None, fuse_anchor: bool = True, on_scores: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(z, labels (Y, X) uint16)`` in propagation order: start, then up, then down."""
+    """Yield ``(z, labels (Y, X) uint16)`` in propagation order: start, then up, then down.
+
+    ``on_scores(z, scores (1, G, h, w))`` sees each slice's group scores (groups = background and
+    ``model.config.class_ids``) before its labels are yielded (the session's review scores).
+    """
     ids = np.array((0,) + model.config.class_ids, dtype=np.uint16)
     anchors = model.auto_anchors(1)
     valid = anchors.valid.clone()
@@ -56,22 +60,24 @@ def auto_slices(
     num_groups = model.config.num_classes + 1
     up, down = outward_order(start, z_count)
 
-    def labels_of(out, feats=None) -> np.ndarray:
+    def labels_of(z: int, out, feats=None) -> np.ndarray:
         """Labels of a decoded slice; with ``feats``, fused with a decode from the embeddings."""
         scores = slice_scores(out, anchors.groups, valid, num_groups)
         if feats is not None and fuse_anchor and model.config.use_propagation:
             fresh = model.decode(feats, anchors.centres, valid)
             scores = scores + slice_scores(fresh, anchors.groups, valid, num_groups)
+        if on_scores is not None:
+            on_scores(z, scores)
         return ids[prepared.labels_on_input(scores)]
 
     feats = cache.get(start, up[:4] + down[:4])
     first = Chain(model, anchors).step(feats, valid)
-    yield start, labels_of(first)  # decoded from the embeddings already: nothing to fuse
+    yield start, labels_of(start, first)  # decoded from the embeddings already: nothing to fuse
     for order in (up, down):
         chain = Chain(model, anchors, first)
         for i, z in enumerate(order):
             feats = cache.get(z, order[i + 1 : i + 16])
-            yield z, labels_of(chain.step(feats, valid), feats)
+            yield z, labels_of(z, chain.step(feats, valid), feats)
 
 
 def auto_volume(model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes=None, start=None,

@@ -38,84 +38,26 @@ How a round of clicks becomes labels:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.auto import auto_slices
-from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, checked_image, prepare_image, slice_scores
+from napari_s2vnet.inference.masks import honour_clicks, keep_clicked
+from napari_s2vnet.inference.passes import (  # noqa: F401 (re-exported: the session's settings and rules)
+    GROWTH_MM, OBJECTNESS_STOP, STOP_AFTER, WINDOW_PX, PassRunner, _constrained, _effect, _Pass, _View)
+from napari_s2vnet.inference.prepared import FeatureCache, checked_image, prepare_image
+from napari_s2vnet.inference.review import SliceDoubt, doubt_by_label
 from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
-from napari_s2vnet.inference.masks import connected_to, grown, honour_clicks, keep_clicked
-from napari_s2vnet.model.clicks import ClickBatch
 from napari_s2vnet.model.s2vnet import Chain
 
-OBJECTNESS_STOP = 0.5
 HONOUR_RADIUS_MM = 6.0  # how far a missed positive click may grow its class (honour_clicks)
 SMALL_MM2 = 700.0  # an object smaller than this on its first clicked slice is zoomed (~30 mm across)
-WINDOW_PX = 96  # zoomed passes decode this window around the object (fine-view pixels: 144 mm)
-GROWTH_MM = 3.0  # a zoomed object's outline moves at most max(this, slice spacing) from one slice to the next
-STOP_AFTER = 2  # consecutive empty slices after which a propagated class stops
 
 
-@dataclass
-class _View:
-    """The image at one in-plane working spacing, and its encoder features."""
 
-    prepared: PreparedImage
-    cache: FeatureCache
-
-    def click_feats(self, model, c: Click, device) -> torch.Tensor:
-        """Raw click features ``(4 D,)`` at click ``c``."""
-        pt = torch.tensor([[self.prepared.to_net(c.y, c.x)]], dtype=torch.float32, device=device)
-        return model.sample_clicks(self.cache.get(c.z), pt, tuple(self.prepared.net.shape[-2:]))[0, 0].clone()
-
-    def window(self, centre_yx: tuple[float, float] | None) -> tuple[int, int, int, int] | None:
-        """A ``WINDOW_PX`` square of network pixels around input pixel ``centre_yx`` (multiples of 16,
-        inside the padded slice): ``(y0, x0, y1, x1)``; None = the whole slice."""
-        pad_h, pad_w = self.prepared.net.shape[-2:]
-        if centre_yx is None or (pad_h <= WINDOW_PX and pad_w <= WINDOW_PX):
-            return None
-        cy, cx = self.prepared.to_net(*centre_yx)
-        y0 = int(np.clip(round((cy - WINDOW_PX / 2) / 16) * 16, 0, max(0, pad_h - WINDOW_PX)))
-        x0 = int(np.clip(round((cx - WINDOW_PX / 2) / 16) * 16, 0, max(0, pad_w - WINDOW_PX)))
-        return y0, x0, min(pad_h, y0 + WINDOW_PX), min(pad_w, x0 + WINDOW_PX)
-
-    def features(self, z: int, ahead, window) -> dict[int, torch.Tensor]:
-        feats = self.cache.get(z, ahead)
-        if window is None:
-            return feats
-        y0, x0, y1, x1 = window
-        return {s: f[..., y0 // s : y1 // s, x0 // s : x1 // s] for s, f in feats.items()}
-
-
-@dataclass
-class _Pass:
-    """Centres of the classes clicked on one slice in one round."""
-
-    start: int
-    labels: list[int]  # class label of group g = labels[g - 1]
-    chain: Chain  # after the start slice; each direction continues a copy of it
-    fine: bool  # decoded on the zoomed view
-    regions: dict[int, tuple[int, int]]  # label -> inclusive slice range it may rewrite
-    effects: dict[int, str]  # label -> "add", "remove" or "replace" (:func:`_effect`)
-
-
-def _effect(clicks: list[Click], label: int) -> str:
-    """What a round may do to ``label``: only positive clicks -> ``add`` (it never loses voxels), only
-    negative clicks -> ``remove`` (it never gains voxels), both -> ``replace``."""
-    signs = {c.positive for c in clicks if c.label == label}
-    return "add" if signs == {True} else "remove" if signs == {False} else "replace"
-
-
-def _constrained(mask: np.ndarray, old: np.ndarray, effect: str) -> np.ndarray:
-    """A round's new mask of a class on one slice, within what the round's clicks allow."""
-    return mask | old if effect == "add" else mask & old if effect == "remove" else mask
-
-
-class Session:
+class Session(PassRunner):
     def __init__(self, predictor, image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str,
                  cache_bytes: int = 1 << 30, undo_bytes: int = 512 << 20) -> None:
         if np.ndim(image_zyx) != 3:
@@ -145,6 +87,8 @@ class Session:
         self._undo_bytes = undo_bytes
         self.focus: int | None = None
         self.locked: set[int] = set()
+        self._doubt = SliceDoubt(self.shape[0])  # review scores (inference/review.py)
+        self._last_starts: list[int] = []  # clicked slices of the last round of clicks (rerun())
 
     # ------------------------------------------------------------------ read-only views
     def labels(self) -> np.ndarray:
@@ -198,13 +142,14 @@ class Session:
         self._close_round()
         self._redo.clear()
         self._round_counter += 1
-        self._open = Round(self._round_counter, kind)
+        self._open = Round(self._round_counter, kind, doubt_before=self._doubt.snapshot())
         return self._open
 
     def _close_round(self) -> None:
         if self._open is None:
             return
         self._open.close(self._labels)
+        self._open.doubt_after = self._doubt.snapshot()
         self._undo.append(self._open)
         self._open = None
         while len(self._undo) > 1 and sum(r.nbytes for r in self._undo) > self._undo_bytes:
@@ -217,31 +162,54 @@ class Session:
         self._labels[z] = new_slice
         return new_slice.copy()
 
-    def undo(self) -> bool:
+    def undo(self) -> dict[int, np.ndarray] | None:
+        """Undo the newest round: ``{z: new slice labels}`` of the slices it changed (``{}`` if it changed
+        no voxel), ``None`` if there is nothing to undo."""
         self._pending = []
         self._close_round()
         if not self._undo:
-            return False
+            return None
         rnd = self._undo.pop()
         for z, ch in rnd.changes.items():
             self._labels[z].ravel()[ch.index] = ch.old
         added = {id(r) for r in rnd.clicks_added}
         self._clicks = [r for r in self._clicks if id(r) not in added] + list(rnd.clicks_removed)
+        self._doubt.restore(rnd.doubt_before)
         self._redo.append(rnd)
-        return True
+        return {z: self._labels[z].copy() for z in sorted(rnd.changes)}
 
-    def redo(self) -> bool:
+    def redo(self) -> dict[int, np.ndarray] | None:
+        """Redo the newest undone round; returns as :meth:`undo` does."""
         self._pending = []
         self._close_round()
         if not self._redo:
-            return False
+            return None
         rnd = self._redo.pop()
         for z, ch in rnd.changes.items():
             self._labels[z].ravel()[ch.index] = ch.new
         removed = {id(r) for r in rnd.clicks_removed}
         self._clicks = [r for r in self._clicks if id(r) not in removed] + list(rnd.clicks_added)
+        self._doubt.restore(rnd.doubt_after)
         self._undo.append(rnd)
-        return True
+        return {z: self._labels[z].copy() for z in sorted(rnd.changes)}
+
+    # ------------------------------------------------------------------ review guidance
+    def slice_doubt(self) -> np.ndarray:
+        """``(Z,)`` float32: how unsure the model was about the labels it wrote on each slice (mm² of
+        doubtful pixels, :mod:`napari_s2vnet.inference.review`); 0 where it wrote nothing."""
+        return self._doubt.per_slice()
+
+    def uncertain_slices(self, k: int | None = None, skip: Iterable[int] = ()) -> list[int]:
+        """The ``k`` most doubtful slices (all with some doubt when ``k`` is None), most doubtful first,
+        leaving out ``skip`` (e.g. the slices already checked since the last round)."""
+        return self._doubt.ranked(k, skip)
+
+    def _note_doubt(self, view: _View, z: int, scores: torch.Tensor, labels: list[int], keep=None) -> None:
+        """Record the doubt of a decode of slice ``z`` for ``labels`` (only those in ``keep`` if given)."""
+        h, w = view.prepared.hw
+        mm2 = 4.0 * (self.spacing[1] * self.shape[1] / h) * (self.spacing[2] * self.shape[2] / w)
+        values = doubt_by_label(scores, labels, mm2)
+        self._doubt.set(z, {k: v for k, v in values.items() if keep is None or k in keep})
 
     # ------------------------------------------------------------------ clicks
     def add_click(self, z: int, y: int, x: int, label: int, positive: bool = True) -> np.ndarray:
@@ -276,6 +244,7 @@ class Session:
         unfinished, self._pending = self._pending, []
         out: dict[int, np.ndarray] = {}
         effects = {label: _effect(clicks, label) for label in {c.label for c in clicks}}
+        self._last_starts = sorted({c.z for c in clicks})
         for z in sorted({c.z for c in clicks}):
             labels = sorted({c.label for c in clicks if c.z == z})
             out[z] = self._start_pass(z, labels, effects)
@@ -284,97 +253,6 @@ class Session:
             if labels:
                 self._start_pass(p.start, labels, p.effects)
         return out
-
-    def _feats(self, record: ClickRecord, fine: bool) -> torch.Tensor:
-        if not fine:
-            return record.feats
-        if record not in self._fine_feats:
-            self._fine_feats[record] = self._view(True).click_feats(self.model, record.click, self.device)
-        return self._fine_feats[record]
-
-    def _anchors(self, labels: list[int], fine: bool = False):
-        """Anchors (centres, groups, valid) for ``labels`` from all their clicks in effect."""
-        model, dev = self.model, self.device
-        keep = model.config.max_clicks  # per class and sign, the newest clicks become centres
-
-        def newest(label: int, positive: bool) -> list[ClickRecord]:
-            return [r for r in self._clicks if r.click.label == label and r.click.positive == positive][-keep:]
-
-        pos = [(r, g) for g, label in enumerate(labels) for r in newest(label, True)]
-        neg = [r for label in labels for r in newest(label, False)]
-        feat_dim = self._clicks[0].feats.shape[0]
-        p, q, kc = max(1, len(pos)), max(1, len(neg)), len(labels)
-        batch = ClickBatch(
-            pos_feats=torch.zeros(1, p, feat_dim, device=dev), pos_group=torch.zeros(1, p, dtype=torch.long, device=dev),
-            pos_round=torch.zeros(1, p, dtype=torch.long, device=dev), pos_valid=torch.zeros(1, p, dtype=torch.bool, device=dev),
-            neg_feats=torch.zeros(1, q, feat_dim, device=dev), neg_valid=torch.zeros(1, q, dtype=torch.bool, device=dev),
-            class_valid=torch.zeros(1, kc, dtype=torch.bool, device=dev),
-        )
-        for j, (r, g) in enumerate(pos):
-            batch.pos_feats[0, j], batch.pos_group[0, j] = self._feats(r, fine), g
-            batch.pos_round[0, j], batch.pos_valid[0, j] = r.round, True
-            batch.class_valid[0, g] = True
-        for j, r in enumerate(neg):
-            batch.neg_feats[0, j], batch.neg_valid[0, j] = self._feats(r, fine), True
-        anchors = model.click_anchors(batch)
-        # classes without a positive click fall back to their learned automatic embedding
-        slots = {cid: i for i, cid in enumerate(model.config.class_ids)}
-        for g, label in enumerate(labels, start=1):
-            if not batch.class_valid[0, g - 1] and label in slots:
-                anchors = anchors.appended(model.slot_embeddings(slots[label]).unsqueeze(0), g)
-        return anchors
-
-    def _region(self, label: int, start: int) -> tuple[int, int]:
-        others = sorted({r.click.z for r in self._clicks if r.click.label == label and r.click.z != start})
-        below = [z for z in others if z < start]
-        above = [z for z in others if z > start]
-        lo = (below[-1] + start) // 2 + 1 if below else 0
-        hi = (above[0] + start + 1) // 2 - 1 if above else self.shape[0] - 1
-        return lo, hi
-
-    def _decode(self, view: _View, chain: Chain, z: int, ahead, n_groups: int, centre=None):
-        """Decode slice ``z`` (zoomed: only the window around ``centre``) and advance ``chain``.
-
-        -> group scores ``(1, G, H/2, W/2)`` on the whole slice (background outside a window), group
-        index on the input slice, objectness per centre.
-        """
-        window = view.window(centre)
-        out = chain.step(view.features(z, ahead, window))
-        scores = slice_scores(out, chain.anchors.groups, chain.anchors.valid, n_groups)
-        if window is not None:
-            pad_h, pad_w = view.prepared.net.shape[-2:]
-            full = scores.new_zeros((1, n_groups, pad_h // 2, pad_w // 2))
-            full[:, 0] = 1.0
-            y0, x0, y1, x1 = window
-            full[:, :, y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = scores
-            scores = full
-        return scores, view.prepared.labels_on_input(scores), torch.sigmoid(out.objectness[0]).cpu().numpy()
-
-    def _paint(self, z: int, writes: dict[int, np.ndarray | None]) -> np.ndarray:
-        """Rewrite classes on slice ``z``: ``label -> mask`` (None = remove the class there)."""
-        new = self._labels[z].copy()
-        protected = np.isin(new, list(self.locked)) if self.locked else np.zeros(new.shape, bool)
-        for label in writes:
-            new[(new == label) & ~protected] = 0
-        for label, mask in writes.items():
-            if mask is not None:
-                new[mask & ~protected] = label
-        return self._write(z, new)
-
-    def _centre(self, label: int, z: int) -> tuple[float, float] | None:
-        """Where a zoomed class is on slice ``z``: its positive clicks there, else its labels there."""
-        points = [(r.click.y, r.click.x) for r in self._clicks if r.click.label == label and r.click.z == z
-                  and r.click.positive]
-        if not points:
-            points = [tuple(p) for p in np.argwhere(self._labels[z] == label)]
-        return tuple(np.mean(points, axis=0)) if points else None
-
-    def _score_on_input(self, scores: torch.Tensor, group: int, prepared: PreparedImage) -> np.ndarray:
-        """Bilinear score of one group on the input slice grid ``(Y, X)``."""
-        h, w = prepared.hw
-        net = F.interpolate(scores[:, group : group + 1].float(), size=tuple(prepared.net.shape[-2:]),
-                            mode="bilinear", align_corners=False)[:, :, :h, :w]
-        return F.interpolate(net, size=self.shape[1:], mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
 
     @torch.inference_mode()
     def _start_pass(self, z: int, labels: list[int], effects: dict[int, str] | None = None) -> np.ndarray:
@@ -405,6 +283,7 @@ class Session:
         chain = Chain(self.model, anchors)
         centre = self._centre(labels[0], z) if fine else None
         scores, groups, _ = self._decode(view, chain, z, (z + 1, z - 1), len(labels) + 1, centre)
+        self._note_doubt(view, z, scores, labels)
         radius = tuple(HONOUR_RADIUS_MM / s for s in self.spacing[1:])
         writes = {}
         for g, label in enumerate(labels, start=1):
@@ -421,99 +300,6 @@ class Session:
                                    {label: effects.get(label, "replace") for label in labels}))
         return new
 
-    # ------------------------------------------------------------------ propagation
-    @torch.inference_mode()
-    def _direction(self, p: _Pass, step: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Carry one pass outward in one direction, inside each class's region.
-
-        A class is painted where its objectness is at least 0.5 and its mask is not empty; once it
-        has been seen, only the parts of its mask that touch its mask on the previous slice are
-        kept (:func:`connected_to`), so it cannot jump to a distant look-alike structure. Once it
-        has been seen in this direction and then missed on ``STOP_AFTER`` consecutive slices, it
-        stops and the rest of its region is cleared of it. A class absent on the last slice restarts
-        from its click anchor (as in automatic mode), so a pass that starts beside an organ (a
-        negative click just past its end, say) still finds it.
-        """
-        view = self._view(p.fine)
-        chain = Chain(self.model, p.chain.anchors)
-        chain.history = list(p.chain.history)
-        groups_of = chain.anchors.groups[0]
-        start_labels = self._labels[p.start]
-        previous = {label: start_labels == label for label in p.labels}
-        seen = {label: bool(previous[label].any()) for label in p.labels}
-        misses = dict.fromkeys(p.labels, 0)
-        chain.present = torch.ones_like(chain.anchors.valid)
-        for g, label in enumerate(p.labels, start=1):
-            chain.present[:, groups_of == g] = seen[label]
-        growth = tuple(max(GROWTH_MM, self.spacing[0]) / s for s in self.spacing[1:])
-        z = p.start + step
-        active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
-        while active and 0 <= z < self.shape[0]:
-            ahead = tuple(range(z + step, z + 8 * step, step))
-            centre = None
-            if p.fine:  # the window follows the object (one class per zoomed pass)
-                last = previous[p.labels[0]]
-                centre = tuple(np.argwhere(last).mean(0)) if last.any() else self._centre(p.labels[0], p.start)
-            _, groups, obj = self._decode(view, chain, z, ahead, len(p.labels) + 1, centre)
-            writes: dict[int, np.ndarray | None] = {}
-            for g, label in enumerate(p.labels, start=1):
-                if label not in active:
-                    continue
-                mask = connected_to(groups == g, previous[label])
-                if p.fine and previous[label].any():  # a small object grows by at most GROWTH_MM per slice
-                    mask &= grown(previous[label], growth)
-                found = obj[(groups_of == g).cpu().numpy()].max() >= OBJECTNESS_STOP and mask.any()
-                if found:
-                    previous[label] = mask
-                chain.present[:, groups_of == g] = bool(found)
-                adding = p.effects[label] == "add"
-                old = self._labels[z] == label
-                writes[label] = _constrained(mask, old, p.effects[label]) if found else (old if adding else None)
-                seen[label] |= bool(found)
-                misses[label] = 0 if found else misses[label] + 1
-                if seen[label] and misses[label] >= STOP_AFTER:
-                    active.discard(label)
-                    if adding:  # an additive round keeps what the class had beyond its end
-                        continue
-                    lo, hi = p.regions[label]
-                    rest = range(z + step, hi + 1) if step > 0 else range(z + step, lo - 1, -1)
-                    for zz in rest:  # the class ended: clear it from the rest of its region
-                        if (self._labels[zz] == label).any():
-                            yield zz, self._paint(zz, {label: None})
-            yield z, self._paint(z, writes)
-            z += step
-            active = {label for label in active if p.regions[label][0] <= z <= p.regions[label][1]}
-
-    def propagate(self, start: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(z, new slice labels)`` while the last round spreads outward (both directions).
-
-        With ``start``, every class clicked on slice ``start`` is re-propagated from it. When
-        ``focus`` is set, the direction whose next slice is nearest to it goes first.
-        """
-        if start is not None:
-            labels = sorted({r.click.label for r in self._clicks if r.click.z == int(start)})
-            if not labels:
-                raise InputError(f"no clicks on slice {start} to propagate from")
-            self._new_round("clicks")
-            self._pending = []
-            self._start_pass(int(start), labels)
-        # each head: [next slice, step, generator, pass]; a pass stays pending until both its
-        # directions are done, so clicks that cut this generator short can finish it (add_clicks)
-        heads: list[list] = [[p.start + s, s, self._direction(p, s), p] for p in self._pending for s in (1, -1)]
-        while heads:
-            target = self.focus
-            idx = 0 if target is None else min(range(len(heads)), key=lambda i: abs(heads[i][0] - target))
-            item = next(heads[idx][2], None)
-            if item is None:
-                done = heads.pop(idx)[3]
-                if not any(h[3] is done for h in heads) and done in self._pending:
-                    self._pending.remove(done)
-                continue
-            heads[idx][0] = item[0] + heads[idx][1]
-            yield item
-            if target is None:  # plain alternation between directions
-                heads.append(heads.pop(idx))
-
     # ------------------------------------------------------------------ automatic, removal, edits
     def auto_steps(self, classes: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Automatic segmentation as a new round, slice by slice (classes with clicks are kept)."""
@@ -521,7 +307,13 @@ class Session:
         self._new_round("auto")
         self._pending = []
         keep = self.locked | {r.click.label for r in self._clicks}
-        for z, auto in auto_slices(self.model, self.prepared, self.cache, wanted):
+        ids, fresh = list(self.model.config.class_ids), set(wanted) - keep
+        view = self._view(False)
+
+        def note(z: int, scores: torch.Tensor) -> None:
+            self._note_doubt(view, z, scores, ids, fresh)
+
+        for z, auto in auto_slices(self.model, self.prepared, self.cache, wanted, on_scores=note):
             new = self._labels[z].copy()
             protected = np.isin(new, list(keep)) if keep else np.zeros(new.shape, bool)
             new[np.isin(new, wanted) & ~protected] = 0
@@ -535,7 +327,8 @@ class Session:
         self._close_round()
         return self.labels()
 
-    def remove_class(self, label: int) -> None:
+    def remove_class(self, label: int) -> dict[int, np.ndarray]:
+        """Remove a class's clicks and voxels as one round: ``{z: new slice labels}`` of the changed slices."""
         rnd = self._new_round("remove")
         self._pending = []
         removed = [r for r in self._clicks if r.click.label == label]
@@ -544,7 +337,9 @@ class Session:
         self._clicks = [r for r in self._clicks if r.click.label != label]
         for z in np.flatnonzero((self._labels == label).reshape(self.shape[0], -1).any(1)):
             self._paint(int(z), {label: None})
+        self._doubt.drop(label)
         self._close_round()
+        return {z: self._labels[z].copy() for z in sorted(rnd.changes)}
 
     @torch.inference_mode()
     def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Click], rounds: Iterable[int] | None = None) -> None:
@@ -570,6 +365,8 @@ class Session:
         self._new_round("edit")
         self._pending = []
         new = np.asarray(labels_zyx).astype(np.uint16)
-        for z in np.flatnonzero((new != self._labels).reshape(self.shape[0], -1).any(1)):
+        edited = np.flatnonzero((new != self._labels).reshape(self.shape[0], -1).any(1))
+        for z in edited:
             self._write(int(z), new[z])
+        self._doubt.clear_slices(edited)  # edited by hand: the user has looked there
         self._close_round()

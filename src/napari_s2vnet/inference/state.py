@@ -24,6 +24,16 @@ class Click:
     label: int
     positive: bool = True
 
+    def to_dict(self) -> dict[str, int | bool]:
+        """Plain JSON data (autosave, CLI clicks in voxels, the dock's Points layers)."""
+        return {"z": int(self.z), "y": int(self.y), "x": int(self.x), "label": int(self.label),
+                "positive": bool(self.positive)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Click:
+        """From ``{z, y, x, label, positive=True}`` (extra keys are ignored)."""
+        return cls(int(d["z"]), int(d["y"]), int(d["x"]), int(d["label"]), bool(d.get("positive", True)))
+
 
 @dataclass(frozen=True, eq=False)
 class ClickRecord:
@@ -51,6 +61,8 @@ class Round:
     clicks_removed: list[ClickRecord] = field(default_factory=list)
     before: dict[int, np.ndarray] = field(default_factory=dict)  # open round: slice before first write
     changes: dict[int, SliceChange] = field(default_factory=dict)  # closed round
+    doubt_before: dict[int, np.ndarray] = field(default_factory=dict)  # review scores (label -> (Z,)) before
+    doubt_after: dict[int, np.ndarray] = field(default_factory=dict)  # ... and after the round
 
     def remember(self, z: int, current: np.ndarray) -> None:
         if z not in self.before and z not in self.changes:
@@ -66,7 +78,8 @@ class Round:
 
     @property
     def nbytes(self) -> int:
-        return sum(c.nbytes for c in self.changes.values()) + sum(b.nbytes for b in self.before.values())
+        doubt = sum(v.nbytes for v in self.doubt_before.values()) + sum(v.nbytes for v in self.doubt_after.values())
+        return sum(c.nbytes for c in self.changes.values()) + sum(b.nbytes for b in self.before.values()) + doubt
 
 
 @dataclass(frozen=True)
