@@ -92,7 +92,7 @@ def test_click_while_propagating_cancels_and_restarts(qtbot, dock_factory):
     predictor = ScriptedPredictor(delay=0.08)
     viewer, dock, session = _ready(qtbot, predictor, factory=dock_factory)
     done = []
-    dock.worker.task_done.connect(lambda token, kind, info: done.append(info["cancelled"]))
+    dock.worker.task_done.connect(lambda token, kind, info: done.append(info.cancelled))
     dock.classes.add_class("liver")
     dock.classes.add_class("spleen")
     dock.classes.add_click_point(5, 12, 14, 12)
@@ -242,7 +242,7 @@ def test_autosave_and_restore(qtbot, dock_factory, make_napari_viewer, tmp_path)
         np.testing.assert_array_equal(dock2.worker.session.labels(), saved)
         in_effect = sorted(c.label for c in dock2.worker.session.clicks())
         assert 5 in in_effect and dock2.restored_clicks == []
-        assert sorted(c["label"] for c in dock2.clicks) == in_effect
+        assert sorted(c.label for c in dock2.clicks) == in_effect
     finally:
         dock2.cleanup()
     # a different image does not match the autosave

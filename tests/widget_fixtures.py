@@ -56,9 +56,11 @@ class ScriptedSession:
         self.class_ids = list(class_ids)
         self._labels = np.zeros(self.shape, np.uint16)
         self._clicks: list[Click] = []
-        self._undo: list[tuple[np.ndarray, list[Click]]] = []
-        self._redo: list[tuple[np.ndarray, list[Click]]] = []
+        self._undo: list[tuple[np.ndarray, list[Click], np.ndarray]] = []
+        self._redo: list[tuple[np.ndarray, list[Click], np.ndarray]] = []
         self._pending: list[Click] = []
+        self._doubt = np.zeros(self.shape[0], np.float32)  # a propagated slice's doubt: 1 + its distance to the click
+        self._last: list[int] = []
         self.focus: int | None = None
         self.locked: set[int] = set()
         self.rounds = 0
@@ -87,27 +89,34 @@ class ScriptedSession:
 
     # -- rounds
     def _new_round(self) -> None:
-        self._undo.append((self._labels.copy(), list(self._clicks)))
+        self._undo.append((self._labels.copy(), list(self._clicks), self._doubt.copy()))
         self._redo.clear()
         self.rounds += 1
 
-    def undo(self) -> bool:
-        if not self._undo:
-            return False
-        self._redo.append((self._labels.copy(), list(self._clicks)))
-        labels, self._clicks = self._undo.pop()
+    def _swap(self, source: list, target: list) -> dict[int, np.ndarray] | None:
+        if not source:
+            return None
+        target.append((self._labels.copy(), list(self._clicks), self._doubt.copy()))
+        labels, self._clicks, doubt = source.pop()
+        changed = np.flatnonzero((labels != self._labels).reshape(self.shape[0], -1).any(1))
         self._labels[...] = labels
+        self._doubt[...] = doubt
         self._pending = []
-        return True
+        return {int(z): self._labels[z].copy() for z in changed}
 
-    def redo(self) -> bool:
-        if not self._redo:
-            return False
-        self._undo.append((self._labels.copy(), list(self._clicks)))
-        labels, self._clicks = self._redo.pop()
-        self._labels[...] = labels
-        self._pending = []
-        return True
+    def undo(self) -> dict[int, np.ndarray] | None:
+        return self._swap(self._undo, self._redo)
+
+    def redo(self) -> dict[int, np.ndarray] | None:
+        return self._swap(self._redo, self._undo)
+
+    def slice_doubt(self) -> np.ndarray:
+        return self._doubt.copy()
+
+    def uncertain_slices(self, k: int | None = None, skip: Iterable[int] = ()) -> list[int]:
+        skip = set(skip)
+        order = [int(z) for z in np.argsort(-self._doubt, kind="stable") if self._doubt[z] > 0 and int(z) not in skip]
+        return order if k is None else order[:k]
 
     def _disc(self, z: int, y: int, x: int, r: float, label: int | None) -> np.ndarray:
         yy, xx = np.ogrid[: self.shape[1], : self.shape[2]]
@@ -127,6 +136,8 @@ class ScriptedSession:
         for c in clicks:
             self._clicks.append(c)
             out[c.z] = self._disc(c.z, c.y, c.x, self.radius, c.label if c.positive else None)
+            self._doubt[c.z] = 1.0
+        self._last = sorted({c.z for c in clicks})
         unfinished = [c for c in self._pending if not any(n.z == c.z and n.label == c.label for n in clicks)]
         self._pending = [c for c in clicks if c.positive] + unfinished  # a cut-short round finishes here
         return out
@@ -159,9 +170,19 @@ class ScriptedSession:
             time.sleep(self.delay)
             heads[i][0] = z + step
             self.order.append(z)
+            self._doubt[z] = 1.0 + abs(z - c.z)
             yield z, self._disc(z, c.y, c.x, r, c.label)
             if target is None:
                 heads.append(heads.pop(i))
+
+    def repropagate(self) -> Iterator[tuple[int, np.ndarray]]:
+        if self._pending:
+            yield from self.propagate()
+            return
+        for z in self._last:
+            if any(c.z == z for c in self._clicks):
+                yield z, self._labels[z].copy()
+                yield from self.propagate(start=z)
 
     def auto_steps(self, classes: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         wanted = list(self.class_ids if classes is None else classes)
@@ -172,6 +193,7 @@ class ScriptedSession:
                 new = self._labels[z].copy()
                 new[y0 : y0 + 6, 4:14] = label
                 self._labels[z] = new
+            self._doubt[z] = 1.0 + z % 3
             yield z, self._labels[z].copy()
 
     def auto(self, classes=None) -> np.ndarray:
@@ -179,10 +201,12 @@ class ScriptedSession:
             pass
         return self.labels()
 
-    def remove_class(self, label: int) -> None:
+    def remove_class(self, label: int) -> dict[int, np.ndarray]:
         self._new_round()
         self._clicks = [c for c in self._clicks if c.label != label]
+        changed = np.flatnonzero((self._labels == label).reshape(self.shape[0], -1).any(1))
         self._labels[self._labels == label] = 0
+        return {int(z): self._labels[z].copy() for z in changed}
 
     def set_labels(self, labels_zyx: np.ndarray) -> None:
         self._new_round()

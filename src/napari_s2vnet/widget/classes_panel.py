@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_s2vnet.inference.state import Click
 from napari_s2vnet.widget.autosave import ClassEntry
 
 POINTS_PREFIX = "S2VNet: "
@@ -380,11 +381,11 @@ class ClassesPanel(QWidget):
         self._shift_down[label] = not positive
         layer.add(np.array([[z, y, x]], dtype=float))
 
-    def set_clicks(self, clicks: list[dict[str, Any]]) -> None:
-        """Show exactly these clicks (``{z, y, x, label, positive}``) in the Points layers."""
-        by_label: dict[int, list[dict[str, Any]]] = {}
+    def set_clicks(self, clicks: list[Click]) -> None:
+        """Show exactly these clicks in the Points layers."""
+        by_label: dict[int, list[Click]] = {}
         for c in clicks:
-            by_label.setdefault(int(c["label"]), []).append(c)
+            by_label.setdefault(int(c.label), []).append(c)
         for label in set(by_label) - set(self.entries):
             self.add_class(self.model_classes.get(label, f"class {label}"), label, create_points=False)
         for label in list(self.entries):
@@ -392,8 +393,8 @@ class ClassesPanel(QWidget):
             layer = self.points_layer(label, create=bool(items))
             if layer is None:
                 continue
-            data = np.array([[c["z"], c["y"], c["x"]] for c in items], dtype=float).reshape(-1, 3)
-            positive = np.array([bool(c["positive"]) for c in items], dtype=bool)
+            data = np.array([[c.z, c.y, c.x] for c in items], dtype=float).reshape(-1, 3)
+            positive = np.array([bool(c.positive) for c in items], dtype=bool)
             self._syncing = True
             try:
                 layer.data = data

@@ -17,11 +17,12 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QWidget
 
+from napari_s2vnet.inference.state import Click
 from napari_s2vnet.widget import autosave
 from napari_s2vnet.widget.dock_persistence import DockPersistence
 from napari_s2vnet.widget.dock_ui import BUNDLED, FROM_FILE, DockUI
 from napari_s2vnet.widget.reader import META_KEY
-from napari_s2vnet.widget.worker import ClickSpec, ModelInfo, ModelWorker
+from napari_s2vnet.widget.worker import ModelInfo, ModelWorker, TaskResult
 
 LABELS_NAME = "S2VNet labels"
 
@@ -37,9 +38,11 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self.image_layer: Any = None
         self.labels_layer: Any = None
         self.token = -1
-        self.pending: list[ClickSpec] = []
-        self.restored_clicks: list[dict[str, Any]] = []
-        self.clicks: list[dict[str, Any]] = []
+        self.pending: list[Click] = []  # clicks not yet sent to the worker
+        self.restored_clicks: list[Click] = []  # autosaved clicks shown, not yet in effect
+        self.clicks: list[Click] = []  # clicks in effect in the session
+        self.doubt: np.ndarray | None = None  # (Z,) review scores of the session's labels
+        self.visited: set[int] = set()  # slices checked since the last round ("Next slice to check")
         self.rounds = 0
         self.features_ready = False
         self.last_error = ""
@@ -189,6 +192,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self.rounds = 0
         self._hand_edited = False
         self._painted = set()
+        self._set_doubt(None)
         has_labels = self._make_labels_layer()
         meta = layer.metadata.get(META_KEY, {}) if isinstance(layer.metadata, dict) else {}
         self.fingerprint = autosave.image_fingerprint(data, meta.get("affine"))
@@ -280,6 +284,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         z = self.current_slice()
         if z is not None:
             self.worker.set_focus(z)
+            self.review_strip.set_current(z)
         if self._needs_refresh:
             self._refresh_timer.start()
 
@@ -325,7 +330,8 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self.classes.negative_mode = bool(on)
 
     def _on_click_added(self, label: int, z: int, y: int, x: int, positive: bool) -> None:
-        self.pending.append(ClickSpec(z, y, x, label, positive))
+        self.pending.append(Click(z, y, x, label, positive))
+        self.visited.add(int(z))
         if self.live_check.isChecked():
             self._round_timer.start()  # short debounce: clicks made together form one round
         else:
@@ -340,7 +346,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
             return
         self._hand_edited = False
         locked = self.locked_labels()
-        self.worker.submit("set_labels", (np.array(self.labels_layer.data, dtype=np.uint16, copy=True), locked))
+        self.worker.set_labels(np.array(self.labels_layer.data, dtype=np.uint16, copy=True), locked)
 
     def locked_labels(self) -> set[int]:
         """Labels the model must not overwrite: locked classes and hand-painted ones."""
@@ -350,7 +356,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
 
     def _on_lock_changed(self, *_: Any) -> None:
         if self.token >= 0:
-            self.worker.submit("locked", sorted(self.locked_labels()))
+            self.worker.set_locked(self.locked_labels())
 
     def _ready(self) -> bool:
         if self.token < 0 or self.model_info is None:
@@ -366,7 +372,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self._flush_hand_edits()
         clicks, self.pending = list(self.pending), []
         run_propagation = self.live_check.isChecked() if propagate is None else propagate
-        self.worker.submit("round", clicks, propagate=run_propagation)
+        self.worker.round(clicks, propagate=run_propagation)
         if run_propagation:
             self._open_progress("propagate", self.image_layer.data.shape[0], "S2VNet: propagating")
         self._set_status(f"running {len(clicks)} click(s)…")
@@ -377,7 +383,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         if self.pending:
             self.submit_round(propagate=True)
         elif self._ready():
-            self.worker.submit("propagate")
+            self.worker.propagate()
             self._open_progress("propagate", self.image_layer.data.shape[0], "S2VNet: propagating")
 
     def auto_segment(self, classes: list[int] | None = None) -> None:
@@ -392,7 +398,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
                 self.classes.add_class(self.model_info.class_names[label], label, create_points=False)
         self._flush_hand_edits()
         self.pending.clear()
-        self.worker.submit("auto", classes)
+        self.worker.auto(classes)
         self._open_progress("auto", self.image_layer.data.shape[0], "S2VNet: auto-segmenting")
         self._set_status("auto-segmenting…")
 
@@ -404,11 +410,11 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
             self.classes.set_clicks(self.clicks + self.restored_clicks)
             return
         if self._ready():
-            self.worker.submit("undo")
+            self.worker.undo()
 
     def redo(self) -> None:
         if self._ready():
-            self.worker.submit("redo")
+            self.worker.redo()
 
     def reset_class(self, label: int | None = None) -> None:
         """Remove the clicks and voxels of a class (the selected one by default) as one round."""
@@ -417,10 +423,10 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
             self._set_status("select a class to reset")
             return
         self.pending = [c for c in self.pending if c.label != label]
-        self.restored_clicks = [c for c in self.restored_clicks if int(c["label"]) != label]
+        self.restored_clicks = [c for c in self.restored_clicks if c.label != label]
         self._painted.discard(label)
         self._flush_hand_edits()
-        self.worker.submit("remove_class", int(label))
+        self.worker.remove_class(int(label))
 
     # ================================================================== results (main thread)
     def _connect_worker(self) -> None:
@@ -431,7 +437,6 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         w.features_progress.connect(self._on_features_progress)
         w.features_done.connect(self._on_features_done)
         w.slices.connect(self._on_slices)
-        w.volume.connect(self._on_volume)
         w.task_done.connect(self._on_task_done)
 
     def _on_slices(self, token: int, kind: str, items: dict[int, np.ndarray]) -> None:
@@ -456,39 +461,65 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self._needs_refresh = False
         self.labels_layer.refresh(thumbnail=False, extent=False, highlight=False)
 
-    def _on_volume(self, token: int, kind: str, labels: np.ndarray) -> None:
-        if token != self.token or self.labels_layer is None:
-            return
-        self.labels_layer.data[...] = labels
-        self.labels_layer.refresh()
-
-    def _on_task_done(self, token: int, kind: str, info: dict[str, Any]) -> None:
+    def _on_task_done(self, token: int, kind: str, info: TaskResult) -> None:
         if token != self.token:
             return
-        self.clicks = list(info.get("clicks", []))
+        self.clicks = list(info.clicks)
+        self._set_doubt(info.doubt)
         if kind == "restore":  # the restored clicks are now the session's own
             self.restored_clicks = []
             self.classes.set_clicks(self.clicks)
         self._close_progress("propagate" if kind in ("round", "propagate") else kind)
-        if kind in ("undo", "redo", "remove_class") or info.get("error"):
-            self.classes.set_clicks(self.clicks + self.restored_clicks + [self._spec_dict(c) for c in self.pending])
-            if info.get("error"):
-                self._set_status(f"clicks not used: {info['error']}")
+        if kind in ("undo", "redo", "remove_class") or info.error:
+            self.classes.set_clicks(self.clicks + self.restored_clicks + self.pending)
+            if info.error:
+                self._set_status(f"clicks not used: {info.error}")
                 return
-            if kind != "remove_class" and not info.get("changed", True):
+            if kind != "remove_class" and not info.changed:
                 self._set_status(f"nothing to {kind}")
                 return
         self.rounds += 1
         if self._needs_refresh:
             self._refresh_labels()
-        done = "cancelled (superseded)" if info.get("cancelled") else "done"
+        done = "cancelled (superseded)" if info.cancelled else "done"
         self._set_status(f"{kind} {done}; round {self.rounds}")
         if kind not in ("set_labels", "restore"):
             self.schedule_autosave()
 
-    @staticmethod
-    def _spec_dict(c: ClickSpec) -> dict[str, Any]:
-        return {"z": c.z, "y": c.y, "x": c.x, "label": c.label, "positive": c.positive}
+    # ================================================================== review guidance
+    def _set_doubt(self, doubt: np.ndarray | None) -> None:
+        """New review scores (after every task): the slices checked so far count as unchecked again."""
+        self.doubt = None if doubt is None else np.asarray(doubt, dtype=np.float32)
+        self.visited = set()
+        self.review_strip.set_scores(self.doubt)
+        self.review_strip.set_current(self.current_slice())
+
+    def next_slice_to_check(self) -> int | None:
+        """Go to the most doubtful slice not checked since the last round (the order of
+        ``Session.uncertain_slices``, on the dock's copy of the scores); None when none is left."""
+        if self.doubt is None or self.image_layer is None:
+            self._set_status("nothing to check yet: click or auto-segment first")
+            return None
+        order = [int(z) for z in np.argsort(-self.doubt, kind="stable") if self.doubt[z] > 0 and int(z) not in self.visited]
+        if not order:
+            self._set_status("every doubtful slice has been checked since the last round")
+            return None
+        z = order[0]
+        self.go_to_slice(z)
+        rank = int((self.doubt > self.doubt[z]).sum()) + 1
+        self._set_status(f"slice {z}: doubt rank {rank} of {int((self.doubt > 0).sum())}; "
+                         f"{len(order) - 1} doubtful slice(s) left to check")
+        return z
+
+    def go_to_slice(self, z: int) -> None:
+        """Show axial slice ``z`` (internal index) and count it as checked."""
+        if self.image_layer is None:
+            return
+        z = int(min(max(z, 0), self.image_layer.data.shape[0] - 1))
+        world = self.image_layer.data_to_world([z, 0, 0])
+        self.viewer.dims.set_point(self.viewer.dims.ndim - 3, float(world[0]))
+        self.visited.add(z)
+        self.review_strip.set_current(z)
 
     def _on_paint(self, event: Any) -> None:
         """Hand painting in the Labels layer: imported (and locked) before the next round."""

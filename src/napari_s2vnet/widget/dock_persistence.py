@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QFileDialog
 
+from napari_s2vnet.inference.state import Click
 from napari_s2vnet.widget import autosave
 from napari_s2vnet.widget.reader import META_KEY
 from napari_s2vnet.widget.writer import atomic_write_labels
@@ -73,7 +74,7 @@ class DockPersistence:
             image_name=self.image_layer.name if self.image_layer else "",
             model_id=self.model_info.model_id if self.model_info else None,
             classes=[autosave.ClassEntry(e.label, e.name, list(e.color), e.from_model) for e in self.classes.entries.values()],
-            clicks=list(self.clicks) + list(self.restored_clicks),
+            clicks=[c.to_dict() for c in list(self.clicks) + list(self.restored_clicks)],
             rounds=self.rounds,
         )
 
@@ -108,11 +109,11 @@ class DockPersistence:
             self.classes.add_class(entry.name, entry.label, entry.color, create_points=False)
         self.labels_layer.data[...] = labels
         self.labels_layer.refresh()
-        self.restored_clicks = list(state.clicks)  # shown at once; in effect once the session has them
+        self.restored_clicks = [Click.from_dict(c) for c in state.clicks]  # shown now; in effect once the session has them
         self.classes.set_clicks(self.restored_clicks)
         self.rounds = state.rounds
         if self.token >= 0:
-            self.worker.submit("restore", (labels, list(state.clicks), self.locked_labels()))
+            self.worker.restore(labels, list(self.restored_clicks), self.locked_labels())
         self.restore_row.setVisible(False)
         self._set_status(f"restored the autosave from {self.sidecar}")
         return True

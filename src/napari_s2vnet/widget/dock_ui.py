@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_s2vnet.widget.classes_panel import ClassesPanel
+from napari_s2vnet.widget.review_strip import ReviewStrip
 
 BUNDLED = "Bundled (s2vnet_tiny_ct)"
 FROM_FILE = "Weights file…"
@@ -34,6 +35,7 @@ SHORTCUTS = {
     "reset": "Shift-X",
     "save": "Shift-S",
     "negative": "Shift-N",
+    "next": "Shift-C",
 }
 
 
@@ -122,6 +124,18 @@ class DockUI:
         al.addLayout(row3)
         layout.addWidget(actions)
 
+        review = QGroupBox("Review")
+        rl = QVBoxLayout(review)
+        self.next_button = QPushButton(f"Next slice to check [{key_text(SHORTCUTS['next'])}]")
+        self.next_button.setToolTip("go to the slice where the model is least sure of its labels, among those "
+                                    "not checked since the last round")
+        self.next_button.clicked.connect(lambda: self.next_slice_to_check())
+        self.review_strip = ReviewStrip()
+        self.review_strip.slice_chosen.connect(lambda z: self.go_to_slice(z))
+        rl.addWidget(self.next_button)
+        rl.addWidget(self.review_strip)
+        layout.addWidget(review)
+
         auto_box = QGroupBox("Autosave")
         ab = QVBoxLayout(auto_box)
         self.autosave_label = QLabel("no image")
@@ -169,6 +183,7 @@ class DockUI:
             "reset": lambda v: self.reset_class(),
             "save": lambda v: self.save_labels(),
             "negative": lambda v: self.negative_toggle.toggle(),
+            "next": lambda v: self.next_slice_to_check(),
         }
         for name, key in SHORTCUTS.items():
             try:

@@ -24,10 +24,7 @@ import numpy as np
 from qtpy.QtCore import QObject, Signal
 
 from napari_s2vnet.errors import InputError
-
-#: task kinds that supersede running propagation and yield feature caching
-INTERACTIVE = frozenset({"round", "propagate", "auto", "undo", "redo", "remove_class", "set_labels", "restore"})
-
+from napari_s2vnet.inference.state import Click
 
 @dataclass
 class ModelInfo:
@@ -39,42 +36,40 @@ class ModelInfo:
 
 
 @dataclass
-class ClickSpec:
-    """A click in internal voxel indices (plain data: the worker builds the Session's ``Click``)."""
+class TaskResult:
+    """What ``task_done`` carries: the session's clicks and review scores after the task."""
 
-    z: int
-    y: int
-    x: int
-    label: int
-    positive: bool = True
+    clicks: list[Click] = field(default_factory=list)
+    cancelled: bool = False
+    changed: bool = True
+    error: str = ""
+    doubt: np.ndarray | None = None  # (Z,) Session.slice_doubt()
 
 
 @dataclass
 class _Task:
-    kind: str
+    name: str  # what task_done reports as its kind
+    run: Callable[..., None]  # runs on the worker thread with (task, *args)
     token: int
     epoch: int
-    payload: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _clicks_as_dicts(clicks: list[Any]) -> list[dict[str, Any]]:
-    out = []
-    for c in clicks:
-        out.append({"z": int(c.z), "y": int(c.y), "x": int(c.x), "label": int(c.label), "positive": bool(c.positive)})
-    return out
+    args: tuple = ()
+    interactive: bool = True  # supersedes running propagation and makes feature caching yield
+    needs_session: bool = True
 
 
 class ModelWorker(QObject):
     """Persistent model thread with a task queue; results are emitted as Qt signals.
 
-    Signals (all carry the session ``token`` so that the dock can drop results of a closed image):
+    Tasks are methods (:meth:`round`, :meth:`propagate`, :meth:`auto`, :meth:`undo`, :meth:`redo`,
+    :meth:`remove_class`, :meth:`set_labels`, :meth:`restore`, :meth:`set_locked`), each queued with
+    the worker-thread handler that runs it. Signals (all carry the session ``token`` so that the dock
+    can drop results of a closed image):
 
     * ``model_loaded(ModelInfo)``, ``error(str context, str message)``
     * ``session_ready(token)``; ``features_progress(token, done, total)``; ``features_done(token, ok)``
-    * ``slices(token, kind, {z: (Y, X) uint16 copy})``: new labels of some slices
-    * ``volume(token, kind, labels (Z, Y, X) copy)``: the whole label volume (undo, redo, reset…)
-    * ``task_done(token, kind, info)``: ``info`` = ``{"clicks": [...], "cancelled": bool, "changed": bool}``
+    * ``slices(token, kind, {z: (Y, X) uint16 copy})``: new labels of the slices a task changed (every
+      task reports its changes this way: rounds, propagation, auto, undo, redo, class removal)
+    * ``task_done(token, kind, TaskResult)``
     * ``busy(bool)``: the worker started / finished a task
     """
 
@@ -84,7 +79,6 @@ class ModelWorker(QObject):
     features_progress = Signal(int, int, int)
     features_done = Signal(int, bool)
     slices = Signal(int, str, object)
-    volume = Signal(int, str, object)
     task_done = Signal(int, str, object)
     busy = Signal(bool)
 
@@ -98,32 +92,61 @@ class ModelWorker(QObject):
         self._focus: int | None = None
         self._stop = False
         self.predictor: Any = None
-        self.session: Any = None
+        self.session: Any = None  # an inference.contract.InteractiveSession
         self._session_token = -1
         self._features_ready = False
         self._stop_features = False
-        self._last_round: dict[int, set[int]] = {}  # start slice -> classes of the last round
         self._thread = threading.Thread(target=self._run, name="s2vnet-model", daemon=True)
         self._thread.start()
 
     # ------------------------------------------------------------------ main-thread API
-    def submit(self, kind: str, payload: Any = None, **extra: Any) -> int:
+    def _submit(self, name: str, run: Callable[..., None], *args: Any, interactive: bool = True) -> int:
         """Queue a task for the current session; interactive tasks supersede running work."""
         with self._lock:
-            if kind in INTERACTIVE:
+            if interactive:
                 self.epoch += 1
                 self._pending_interactive += 1
-            task = _Task(kind, self.token, self.epoch, payload, extra)
+            task = _Task(name, run, self.token, self.epoch, args, interactive)
         self._queue.put(task)
         return task.epoch
 
+    def round(self, clicks: list[Click], propagate: bool = True) -> int:
+        """One round of clicks (all classes), then its propagation unless ``propagate`` is False."""
+        return self._submit("round", self._do_round, [Click.from_dict(c.to_dict()) for c in clicks], propagate)
+
+    def propagate(self) -> int:
+        """The Propagate button: finish pending passes, or re-run the last round (``Session.repropagate``)."""
+        return self._submit("propagate", self._do_propagate)
+
+    def auto(self, classes: list[int] | None = None) -> int:
+        return self._submit("auto", self._do_auto, classes)
+
+    def undo(self) -> int:
+        return self._submit("undo", self._do_edit, "undo")
+
+    def redo(self) -> int:
+        return self._submit("redo", self._do_edit, "redo")
+
+    def remove_class(self, label: int) -> int:
+        return self._submit("remove_class", self._do_edit, "remove_class", int(label))
+
+    def set_labels(self, labels: np.ndarray, locked: set[int] | None = None) -> int:
+        """Import hand edits (a copy) as a round; ``locked``: labels the model must not overwrite."""
+        return self._submit("set_labels", self._do_set_labels, labels, locked)
+
+    def restore(self, labels: np.ndarray, clicks: list[Click], locked: set[int] | None = None) -> int:
+        return self._submit("restore", self._do_restore, labels, list(clicks), locked)
+
+    def set_locked(self, labels: set[int] | list[int]) -> None:
+        self._submit("locked", self._do_locked, sorted(int(v) for v in labels), interactive=False)
+
     def load_model(self, source: str | None, device: str) -> None:
         """Load the bundled weights (``source=None``) or a weights file on ``device``."""
-        self._queue.put(_Task("model", self.token, self.epoch, (source, device)))
+        self._queue.put(_Task("model", self._load_model, self.token, self.epoch, (source, device), False, False))
 
     def set_predictor(self, predictor: Any) -> None:
         """Use an already built predictor (tests, notebooks)."""
-        self._queue.put(_Task("predictor", self.token, self.epoch, predictor))
+        self._queue.put(_Task("predictor", self._use_predictor, self.token, self.epoch, (predictor,), False, False))
 
     def open_session(self, image_zyx: np.ndarray, spacing_zyx: tuple[float, ...], modality: str, labels: np.ndarray | None = None) -> int:
         """Start a new session (new token): pending and running work of the old one is dropped."""
@@ -132,14 +155,15 @@ class ModelWorker(QObject):
             self.epoch += 1
             token = self.token
         self._focus = None
-        self._queue.put(_Task("session", token, self.epoch, (image_zyx, tuple(spacing_zyx), modality, labels)))
+        self._queue.put(_Task("session", self._open_session, token, self.epoch,
+                              (image_zyx, tuple(spacing_zyx), modality, labels), False, False))
         return token
 
     def close_session(self) -> None:
         with self._lock:
             self.token += 1
             self.epoch += 1
-        self._queue.put(_Task("close_session", self.token, self.epoch))
+        self._queue.put(_Task("close_session", self._close_session, self.token, self.epoch, (), False, False))
 
     def set_focus(self, z: int) -> None:
         """The slice the user looks at: done first by running propagation (applied between slices)."""
@@ -178,14 +202,14 @@ class ModelWorker(QObject):
             try:
                 if task is None or self._stop:
                     return
-                if task.kind in INTERACTIVE:
+                if task.interactive:
                     with self._lock:
                         self._pending_interactive -= 1
                 self.busy.emit(True)
                 self._dispatch(task)
             except Exception as exc:  # report, keep the thread alive
                 message = f"{type(exc).__name__}: {exc}"
-                self.error.emit(task.kind if task else "worker", message)
+                self.error.emit(task.name if task else "worker", message)
                 traceback.print_exc()
             finally:
                 self._queue.task_done()
@@ -205,55 +229,48 @@ class ModelWorker(QObject):
                 self.session.focus = z
 
     def _dispatch(self, task: _Task) -> None:
-        kind = task.kind
-        if kind == "model":
-            self._load_model(*task.payload)
+        if task.needs_session:
+            if self._stale(task):
+                return
+            if self.session is None or self._session_token != task.token:
+                self.error.emit(task.name, "no model session: load a model and select an image first")
+                return
+            self._apply_focus()
+        elif task.name == "session" and self._stale(task):
             return
-        if kind == "predictor":
-            self.predictor = task.payload
-            self._emit_model_info()
-            return
-        if kind == "close_session":
-            self.session, self._session_token = None, -1
-            return
-        if self._stale(task):
-            return
-        if kind == "session":
-            self._open_session(task)
-            return
-        if self.session is None or self._session_token != task.token:
-            self.error.emit(kind, "no model session: load a model and select an image first")
-            return
-        handler: Callable[[_Task], None] = getattr(self, f"_do_{kind}")
-        self._apply_focus()
-        handler(task)
+        task.run(task, *task.args)
 
     def _emit_model_info(self) -> None:
         p = self.predictor
         device = str(getattr(p, "device", "cpu"))
         self.model_loaded.emit(ModelInfo(dict(p.class_names), str(getattr(p, "model_id", "?")), device))
 
-    def _load_model(self, source: str | None, device: str) -> None:
+    def _load_model(self, task: _Task, source: str | None, device: str) -> None:
         from napari_s2vnet.inference.predictor import Predictor
 
         # Predictor resolves "auto" (cuda, then mps, then cpu) and rejects unavailable devices
         self.predictor = Predictor.from_pretrained(device=device) if not source else Predictor.from_file(source, device=device)
         self._emit_model_info()
 
-    def _open_session(self, task: _Task) -> None:
-        image, spacing, modality, labels = task.payload
+    def _use_predictor(self, task: _Task, predictor: Any) -> None:
+        self.predictor = predictor
+        self._emit_model_info()
+
+    def _close_session(self, task: _Task) -> None:
+        self.session, self._session_token = None, -1
+
+    def _open_session(self, task: _Task, image, spacing, modality, labels) -> None:
         if self.predictor is None:
             self.error.emit("session", "no model loaded")
             return
         self.session = None
         self.session = self.predictor.session(image, spacing, modality=modality)
         self._session_token = task.token
-        self._last_round = {}
         self._features_ready = False
         if labels is not None and np.any(labels):
             self.session.set_labels(np.asarray(labels, dtype=np.uint16))
         self.session_ready.emit(task.token)
-        self._queue.put(_Task("features", task.token, task.epoch))
+        self._queue.put(_Task("features", self._do_features, task.token, task.epoch, (), False, True))
 
     def _do_features(self, task: _Task) -> None:
         if self._features_ready:
@@ -274,9 +291,9 @@ class ModelWorker(QObject):
             self._stop_features = False
             self.features_done.emit(token, False)
         elif not self._stale(task):  # yielded to interactive work: resume after it
-            self._queue.put(_Task("features", token, self.epoch))
+            self._queue.put(_Task("features", self._do_features, token, self.epoch, (), False, True))
 
-    def _emit_slices(self, task: _Task, kind: str, items: dict[int, np.ndarray]) -> None:
+    def _emit_slices(self, task: _Task, kind: str, items: dict[int, np.ndarray] | None) -> None:
         if items:
             self.slices.emit(task.token, kind, {int(z): np.array(s, dtype=np.uint16, copy=True) for z, s in items.items()})
 
@@ -297,95 +314,51 @@ class ModelWorker(QObject):
             if close is not None:
                 close()
 
-    def _done(self, task: _Task, kind: str, cancelled: bool = False, changed: bool = True, error: str = "") -> None:
-        info = {"clicks": _clicks_as_dicts(self.session.clicks()), "cancelled": cancelled, "changed": changed,
-                "error": error}
-        self.task_done.emit(task.token, kind, info)
+    def _done(self, task: _Task, cancelled: bool = False, changed: bool = True, error: str = "") -> None:
+        doubt = np.array(self.session.slice_doubt(), dtype=np.float32, copy=True)
+        self.task_done.emit(task.token, task.name, TaskResult(list(self.session.clicks()), cancelled, changed, error, doubt))
 
-    def _do_round(self, task: _Task) -> None:
-        from napari_s2vnet.inference.state import Click
-
-        clicks = [Click(c.z, c.y, c.x, c.label, c.positive) for c in task.payload]
+    def _do_round(self, task: _Task, clicks: list[Click], propagate: bool) -> None:
         try:
             updated = self.session.add_clicks(clicks)
         except InputError as exc:
             self.error.emit("clicks", str(exc))
-            self._done(task, "round", cancelled=True, changed=False, error=str(exc))
+            self._done(task, cancelled=True, changed=False, error=str(exc))
             return
         self._emit_slices(task, "round", updated)
-        starts: dict[int, set[int]] = {}
-        for c in clicks:
-            starts.setdefault(int(c.z), set()).add(int(c.label))
-        self._last_round = starts
-        if not task.extra.get("propagate", True):
-            self._done(task, "round")
+        if not propagate:
+            self._done(task)
             return
-        self._propagate(task, "round")
-
-    def _propagate(self, task: _Task, kind: str) -> None:
-        """Run the session's pending propagation. Passes that a newer round cut short are finished
-        by the Session inside that newer round, so nothing is re-queued here."""
+        # passes that a newer round cut short are finished by the Session inside that newer round
         finished = self._run_steps(task, "propagate", self.session.propagate())
-        self._done(task, kind, cancelled=not finished)
+        self._done(task, cancelled=not finished)
 
     def _do_propagate(self, task: _Task) -> None:
-        """The Propagate button: finish pending passes; with none, re-run the last round's slices."""
-        if self.session.pending:
-            self._propagate(task, "propagate")
-            return
-        finished = True
-        for z in sorted(self._last_round):
-            try:
-                steps = self.session.propagate(start=z)
-            except InputError:  # its clicks were undone or removed meanwhile
-                continue
-            self._emit_slices(task, "round", {z: self.session.labels()[z]})
-            if not self._run_steps(task, "propagate", steps):
-                finished = False
-                break
-        self._done(task, "propagate", cancelled=not finished)
+        finished = self._run_steps(task, "propagate", self.session.repropagate())
+        self._done(task, cancelled=not finished)
 
-    def _do_auto(self, task: _Task) -> None:
-        classes = task.payload
+    def _do_auto(self, task: _Task, classes: list[int] | None) -> None:
         cancelled = not self._run_steps(task, "auto", self.session.auto_steps(classes=classes))
-        self._done(task, "auto", cancelled)
+        self._done(task, cancelled)
 
-    def _volume(self, task: _Task, kind: str) -> None:
-        self.volume.emit(task.token, kind, np.array(self.session.labels(), dtype=np.uint16, copy=True))
+    def _do_edit(self, task: _Task, what: str, *args: Any) -> None:
+        """Undo, redo or class removal: the changed slices go out like any other result."""
+        changes = getattr(self.session, what)(*args)
+        self._emit_slices(task, what, changes)
+        self._done(task, changed=changes is not None)
 
-    def _do_undo(self, task: _Task) -> None:
-        changed = bool(self.session.undo())
-        self._volume(task, "undo")
-        self._done(task, "undo", changed=changed)
-
-    def _do_redo(self, task: _Task) -> None:
-        changed = bool(self.session.redo())
-        self._volume(task, "redo")
-        self._done(task, "redo", changed=changed)
-
-    def _do_remove_class(self, task: _Task) -> None:
-        self.session.remove_class(int(task.payload))
-        self._volume(task, "remove_class")
-        self._done(task, "remove_class")
-
-    def _do_set_labels(self, task: _Task) -> None:
-        labels, locked = task.payload
+    def _do_set_labels(self, task: _Task, labels: np.ndarray, locked) -> None:
         self.session.set_labels(np.asarray(labels, dtype=np.uint16))
         if locked is not None:
             self.session.locked = set(int(v) for v in locked)
-        self._done(task, "set_labels")
+        self._done(task)
 
-    def _do_restore(self, task: _Task) -> None:
+    def _do_restore(self, task: _Task, labels: np.ndarray, clicks: list[Click], locked) -> None:
         """An autosave back in effect: its labels, and its clicks (features sampled again)."""
-        from napari_s2vnet.inference.state import Click
-
-        labels, clicks, locked = task.payload
-        restored = [Click(int(c["z"]), int(c["y"]), int(c["x"]), int(c["label"]), bool(c.get("positive", True)))
-                    for c in clicks]
-        self.session.restore(np.asarray(labels, dtype=np.uint16), restored)
+        self.session.restore(np.asarray(labels, dtype=np.uint16), clicks)
         if locked is not None:
             self.session.locked = set(int(v) for v in locked)
-        self._done(task, "restore")
+        self._done(task)
 
-    def _do_locked(self, task: _Task) -> None:
-        self.session.locked = set(int(v) for v in task.payload)
+    def _do_locked(self, task: _Task, labels: list[int]) -> None:
+        self.session.locked = set(labels)
