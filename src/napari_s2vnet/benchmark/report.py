@@ -276,6 +276,17 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
         if rows:
             out += _table(["variant", "what changes", "steps", "auto Dice held-out phantoms", "auto Dice CT (train)"]
                           + [f"click Dice@{i}" for i in range(1, k + 1)] + ["NoC@85", "NoC@90"], rows)
+    if "review" in sec:
+        rv = sec["review"]
+        pct = f"{rv['top_fraction']:.0%}"
+        out += ["## 6. Review guidance: wrong voxels on the most doubtful slices", "",
+                f"Share of all wrong voxels on the top {pct} of slices ranked by `Session.slice_doubt()`, by "
+                "labelled area, and by the error itself (oracle); random order finds the share of slices "
+                "(`benchmark/review.py`).", ""]
+        rows = [[case, scen, r["slices"], r["top_slices"], r["wrong_voxels"], r["doubt"], r["random"], r["area"],
+                 r["oracle"]] for case, c in rv["cases"].items() for scen, r in c.items()]
+        out += _table(["case", "scenario", "slices", "top slices", "wrong voxels", "by doubt", "random", "by area",
+                       "oracle"], rows)
     if plots:
         out += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     path.write_text("\n".join(out))

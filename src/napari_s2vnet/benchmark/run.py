@@ -2,7 +2,7 @@
 
 Sections (``--sections``, comma-separated; default all but ``training``, which runs only with
 ``--train-budget-min``): ``speed``, ``latency``, ``interactive``, ``training``, ``accuracy``,
-``ablations``. Each section is saved as ``OUT/sections/<name>.json`` as soon as it is done, and the
+``ablations``, ``review`` (do the slices ranked by ``Session.slice_doubt`` hold the errors?). Each section is saved as ``OUT/sections/<name>.json`` as soon as it is done, and the
 report (``benchmark.json``, ``benchmark.md``, PNG plots) is rebuilt from every section file present,
 so sections can be (re)run separately into the same folder.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-SECTIONS = ("speed", "latency", "interactive", "training", "accuracy", "ablations")
+SECTIONS = ("speed", "latency", "interactive", "training", "accuracy", "ablations", "review")
 
 
 @dataclass
@@ -35,7 +35,7 @@ class BenchConfig:
     device: str = "cpu"
     threads: int = 0  # 0: all logical cores
     weights: str | None = None  # None: bundled weights; "random": untrained tiny model (smoke tests)
-    sections: tuple[str, ...] = ("speed", "latency", "interactive", "accuracy", "ablations")
+    sections: tuple[str, ...] = ("speed", "latency", "interactive", "accuracy", "ablations", "review")
     baselines: tuple[str, ...] = ("swinunetr", "dynunet")
     volumes: tuple[str, ...] = ("ct_bundled", "synthetic_large")
     synthetic_shape: tuple[int, int, int] = (300, 512, 512)
@@ -259,6 +259,12 @@ def section_interactive(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
     return res
 
 
+def section_review(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
+    from napari_s2vnet.benchmark.review import review_guidance
+
+    return review_guidance(_eval_cases(cfg, cfg.curve_real), predictor, cfg.classes_per_case, log=log)
+
+
 def section_training(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
     from napari_s2vnet.benchmark.trainings import VARIANTS, train_all
 
@@ -367,7 +373,8 @@ def section_ablations(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
 
 
 RUNNERS = {"speed": section_speed, "latency": section_latency, "interactive": section_interactive,
-           "training": section_training, "accuracy": section_accuracy, "ablations": section_ablations}
+           "training": section_training, "accuracy": section_accuracy, "ablations": section_ablations,
+           "review": section_review}
 
 
 def _load_section(out: Path, name: str) -> dict[str, Any] | None:
