@@ -48,6 +48,7 @@ from napari_s2vnet.inference.masks import honour_clicks, keep_clicked
 from napari_s2vnet.inference.passes import (  # noqa: F401 (re-exported: the session's settings and rules)
     GROWTH_MM, OBJECTNESS_STOP, STOP_AFTER, WINDOW_PX, PassRunner, _constrained, _effect, _Pass, _View)
 from napari_s2vnet.inference.prepared import FeatureCache, checked_image, prepare_image
+from napari_s2vnet.inference.prompts import Box, Prompt, Scribble, as_clicks, box_candidates, box_mask, box_outside
 from napari_s2vnet.inference.review import SliceDoubt, doubt_by_label
 from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
 from napari_s2vnet.model.s2vnet import Chain
@@ -214,6 +215,42 @@ class Session(PassRunner):
     # ------------------------------------------------------------------ clicks
     def add_click(self, z: int, y: int, x: int, label: int, positive: bool = True) -> np.ndarray:
         return self.add_clicks([Click(z, y, x, label, positive)])[int(z)]
+
+    def add_box(self, z: int, y0: int, x0: int, y1: int, x1: int, label: int) -> dict[int, np.ndarray]:
+        """One round from a rectangle on slice ``z`` (``inference/prompts.py``); ``propagate()`` does the rest."""
+        return self.add_prompts([Box(z, y0, x0, y1, x1, label)])
+
+    def add_scribble(self, z: int, points, label: int, positive: bool = True) -> dict[int, np.ndarray]:
+        """One round from a stroke on slice ``z`` (``(y, x)`` vertices), sampled as clicks."""
+        return self.add_prompts([Scribble(z, tuple((int(y), int(x)) for y, x in points), label, positive)])
+
+    def add_prompts(self, prompts: Iterable[Prompt]) -> dict[int, np.ndarray]:
+        """One round of clicks, boxes and scribbles: as :meth:`add_clicks`, then each box's class is
+        kept only inside the box on its slice."""
+        prompts = list(prompts)
+        out = self.add_clicks(as_clicks(prompts, self.shape, self._box_inside))
+        for b in (p for p in prompts if isinstance(p, Box)):
+            inside = box_mask(b, self.shape[1:])
+            out[int(b.z)] = self._paint(int(b.z), {b.label: (self._labels[b.z] == b.label) & inside})
+        return out
+
+    @torch.inference_mode()
+    def _box_inside(self, b: Box) -> tuple[int, int]:
+        """Where a box's positive click goes: the candidate least like the outside (``prompts.py``)."""
+        b = self._check(Click(b.z, b.y0, b.x0, b.label)) and b.ordered()
+        self._check(Click(b.z, b.y1, b.x1, b.label))
+        view = self._view(False)
+
+        def feats(points):
+            f = torch.stack([view.click_feats(self.model, Click(b.z, y, x, b.label), self.device) for y, x in points])
+            return torch.nn.functional.normalize(f.float(), dim=1)
+
+        candidates, outside = box_candidates(b), box_outside(b, self.shape)
+        if not outside:
+            return candidates[len(candidates) // 2]
+        inner = feats(candidates)
+        score = (inner @ inner.T).mean(1) - (inner @ feats(outside).T).amax(1)  # like the box, unlike outside
+        return candidates[int(score.argmax())]
 
     def _check(self, c: Click) -> Click:
         z, y, x = (int(round(v)) for v in (c.z, c.y, c.x))
