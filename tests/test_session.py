@@ -355,7 +355,31 @@ def test_corrections_do_what_their_sign_says(ct_session_factory, ct_crop):
     trimmed = s.labels() == LIVER
     assert not (trimmed & ~after).any() and not trimmed[zn, yn, xn] and trimmed.sum() < after.sum()
     clicks = [Click(0, 0, 0, LIVER, True), Click(0, 1, 1, LIVER, False), Click(0, 2, 2, SPLEEN, True)]
-    assert [_effect(clicks, LIVER), _effect(clicks, SPLEEN), _effect(clicks[1:2], LIVER)] == ["replace", "add", "remove"]
+    assert [_effect(clicks, LIVER, True), _effect(clicks, SPLEEN, True), _effect(clicks[1:2], LIVER, True),
+            _effect(clicks, SPLEEN, False)] == ["replace", "add", "remove", "replace"]  # a first click: replace
+
+
+def test_a_correction_reaches_only_the_error_it_was_made_in():
+    from napari_s2vnet.inference.masks import local_change
+
+    old = np.zeros((20, 40), bool)
+    old[5:15, 5:15] = True  # the class so far
+    mask = np.zeros_like(old)
+    mask[5:15, 5:20] = True  # the decode grows it to the right (where the click was) ...
+    mask[2:4, 30:38] = True  # ... and also leaks far away
+    seed = np.zeros_like(old)
+    seed[10, 17] = True
+    new, change = local_change(mask, old, "add", seed)
+    assert new[5:15, 5:20].all() and not new[2:4, 30:38].any() and change.sum() == 50
+    assert not local_change(mask, old, "add", np.zeros_like(old))[1].any()  # no seed: no change
+    shrunk = old.copy()
+    shrunk[5:15, 12:15] = False  # the decode drops the right edge ...
+    shrunk[5:7, 5:8] = False  # ... and a corner far from the negative click
+    seed = np.zeros_like(old)
+    seed[10, 13] = True
+    new, change = local_change(shrunk, old, "remove", seed)
+    assert not new[5:15, 12:15].any() and new[5:7, 5:8].all() and change.sum() == 30
+    assert local_change(mask, old, "replace", seed)[0] is mask
 
 
 def test_uncertain_slices_rank_the_doubt_of_written_labels_and_follow_undo(ct_session_factory, ct_crop):

@@ -71,3 +71,20 @@ def grown(mask: np.ndarray, radius_px: tuple[float, float]) -> np.ndarray:
     ry, rx = (max(1, int(np.ceil(r))) for r in radius_px)
     yy, xx = np.ogrid[-ry : ry + 1, -rx : rx + 1]
     return ndimage.binary_dilation(mask, structure=(yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0)
+
+
+def local_change(mask: np.ndarray, old: np.ndarray, effect: str, seed: np.ndarray,
+                 reach: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """A correction's new mask of a class on one slice, and the change it keeps -> ``(new, change)``.
+
+    ``effect`` ``"add"``: the change is the part of ``mask`` not in ``old``; ``"remove"``: the part of
+    ``old`` not in ``mask``. Only the connected components of the change that touch ``seed`` (dilated
+    by ``reach`` pixels: the clicks on the clicked slice, the change kept on the previous slice when
+    propagating) are kept, so a correction reaches only the error it was made in. ``"replace"``:
+    ``mask`` as it is (the change is then every pixel that differs).
+    """
+    if effect == "replace":
+        return mask, mask ^ old
+    diff = mask & ~old if effect == "add" else old & ~mask
+    change = connected_to(diff, seed, reach) if seed.any() else np.zeros_like(diff)
+    return (old | change if effect == "add" else old & ~change), change

@@ -3,7 +3,7 @@
 A *pass* (:class:`_Pass`) holds the centres of the classes clicked on one slice in one round, after
 that slice was decoded. :meth:`PassRunner.propagate` carries every pending pass outward, both
 directions, slice by slice (:meth:`PassRunner._direction`), each class only inside its region and
-within what its round's clicks allow (:func:`_effect`, :func:`_constrained`). Zoomed classes are
+within what its round's clicks allow (:func:`_effect`, :func:`~napari_s2vnet.inference.masks.local_change`). Zoomed classes are
 decoded on a second, finer view (:class:`_View`) and only in a window that follows the object.
 Everything is in internal order ``(z, y, x)``; masks are ``(Y, X)`` booleans on the input grid.
 """
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_s2vnet.errors import InputError
-from napari_s2vnet.inference.masks import connected_to, grown
+from napari_s2vnet.inference.masks import connected_to, grown, local_change
 from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, slice_scores
 from napari_s2vnet.inference.state import Click, ClickRecord
 from napari_s2vnet.model.clicks import ClickBatch
@@ -70,18 +70,17 @@ class _Pass:
     fine: bool  # decoded on the zoomed view
     regions: dict[int, tuple[int, int]]  # label -> inclusive slice range it may rewrite
     effects: dict[int, str]  # label -> "add", "remove" or "replace" (:func:`_effect`)
+    changes: dict[int, np.ndarray]  # label -> what a correction changed on the start slice (its seed)
 
 
-def _effect(clicks: list[Click], label: int) -> str:
-    """What a round may do to ``label``: only positive clicks -> ``add`` (it never loses voxels), only
-    negative clicks -> ``remove`` (it never gains voxels), both -> ``replace``."""
+def _effect(clicks: list[Click], label: int, has_voxels: bool) -> str:
+    """What a round may do to ``label``, a class that ``has_voxels`` already (a correction): only
+    positive clicks -> ``add`` (it never loses voxels), only negative clicks -> ``remove`` (it never
+    gains voxels); both signs, or a class not yet in the labels -> ``replace``."""
     signs = {c.positive for c in clicks if c.label == label}
+    if not has_voxels:
+        return "replace"
     return "add" if signs == {True} else "remove" if signs == {False} else "replace"
-
-
-def _constrained(mask: np.ndarray, old: np.ndarray, effect: str) -> np.ndarray:
-    """A round's new mask of a class on one slice, within what the round's clicks allow."""
-    return mask | old if effect == "add" else mask & old if effect == "remove" else mask
 
 
 class PassRunner:
@@ -197,6 +196,7 @@ class PassRunner:
         groups_of = chain.anchors.groups[0]
         start_labels = self._labels[p.start]
         previous = {label: start_labels == label for label in p.labels}
+        seeds = dict(p.changes)  # corrections: the change kept on the last slice
         seen = {label: bool(previous[label].any()) for label in p.labels}
         misses = dict.fromkeys(p.labels, 0)
         chain.present = torch.ones_like(chain.anchors.valid)
@@ -224,15 +224,19 @@ class PassRunner:
                 if found:
                     previous[label] = mask
                 chain.present[:, groups_of == g] = bool(found)
-                adding = p.effects[label] == "add"
-                old = self._labels[z] == label
-                writes[label] = _constrained(mask, old, p.effects[label]) if found else (old if adding else None)
+                if p.effects[label] != "replace":  # a correction goes on while it changes something
+                    new, seeds[label] = local_change(mask if found else np.zeros_like(mask),
+                                                     self._labels[z] == label, p.effects[label], seeds[label])
+                    if seeds[label].any():
+                        writes[label] = new
+                    else:
+                        active.discard(label)
+                    continue
+                writes[label] = mask if found else None
                 seen[label] |= bool(found)
                 misses[label] = 0 if found else misses[label] + 1
                 if seen[label] and misses[label] >= STOP_AFTER:
                     active.discard(label)
-                    if adding:  # an additive round keeps what the class had beyond its end
-                        continue
                     lo, hi = p.regions[label]
                     rest = range(z + step, hi + 1) if step > 0 else range(z + step, lo - 1, -1)
                     for zz in rest:  # the class ended: clear it from the rest of its region

@@ -20,12 +20,12 @@ How a round of clicks becomes labels:
   kept. A slice gets the class where its objectness is at least 0.5 and its mask is not empty; in
   a direction the class stops after 2 consecutive empty slices, and the rest of its region is
   cleared of it.
-* **A correction does what its sign says** (:func:`_effect`): a round whose clicks of a class are all
-  positive only adds voxels to that class (new mask ∪ old, and a class that stops keeps what it had
-  beyond), a round of only negative clicks only removes (new mask ∩ old); a round with both, and
-  ``propagate(start)``, rewrite freely. Measured before this rule, a positive click on a missed part
-  of an organ often moved its centres so that the organ lost more than the click gained, and a
-  negative click past an organ's end could start a pass that found a look-alike far away.
+* **A correction does what its sign says, where it was made** (:func:`_effect`,
+  :func:`~napari_s2vnet.inference.masks.local_change`): for a class that has voxels already, a round
+  whose clicks of it are all positive only adds to it, one of only negative clicks only removes, and
+  only the change connected to the click (on later slices: to the change kept on the slice before)
+  is kept; the correction stops at the first slice where it changes nothing. A round with both
+  signs, a class's first round and ``propagate(start)`` rewrite freely (docs/method.md says why).
 * Newest wins where classes overlap, except voxels of ``locked`` labels, which are never written.
 * **Zoom for small objects** (as nnInteractive's auto-zoom): when a class's first pass finds a small
   object on the clicked slice (under ``SMALL_MM2``) and the image is fine enough, the class is
@@ -44,9 +44,9 @@ import torch
 
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.auto import auto_slices
-from napari_s2vnet.inference.masks import honour_clicks, keep_clicked
+from napari_s2vnet.inference.masks import honour_clicks, keep_clicked, local_change
 from napari_s2vnet.inference.passes import (  # noqa: F401 (re-exported: the session's settings and rules)
-    GROWTH_MM, OBJECTNESS_STOP, STOP_AFTER, WINDOW_PX, PassRunner, _constrained, _effect, _Pass, _View)
+    GROWTH_MM, OBJECTNESS_STOP, STOP_AFTER, WINDOW_PX, PassRunner, _effect, _Pass, _View)
 from napari_s2vnet.inference.prepared import FeatureCache, checked_image, prepare_image
 from napari_s2vnet.inference.prompts import Box, Prompt, Scribble, as_clicks, box_candidates, box_mask, box_outside
 from napari_s2vnet.inference.review import SliceDoubt, doubt_by_label
@@ -280,7 +280,8 @@ class Session(PassRunner):
             self._clicks.append(record)
         unfinished, self._pending = self._pending, []
         out: dict[int, np.ndarray] = {}
-        effects = {label: _effect(clicks, label) for label in {c.label for c in clicks}}
+        effects = {label: _effect(clicks, label, bool((self._labels == label).any()))
+                   for label in {c.label for c in clicks}}
         self._last_starts = sorted({c.z for c in clicks})
         for z in sorted({c.z for c in clicks}):
             labels = sorted({c.label for c in clicks if c.z == z})
@@ -322,7 +323,7 @@ class Session(PassRunner):
         scores, groups, _ = self._decode(view, chain, z, (z + 1, z - 1), len(labels) + 1, centre)
         self._note_doubt(view, z, scores, labels)
         radius = tuple(HONOUR_RADIUS_MM / s for s in self.spacing[1:])
-        writes = {}
+        writes, changes = {}, {}
         for g, label in enumerate(labels, start=1):
             here = [r.click for r in self._clicks if r.click.label == label and r.click.z == z]
             points = [(c.y, c.x) for c in here if c.positive]
@@ -330,11 +331,17 @@ class Session(PassRunner):
             mask = groups == g
             if any(not mask[p] for p in points) or any(mask[p] for p in negatives):
                 mask = honour_clicks(mask, self._score_on_input(scores, g, view.prepared), points, negatives, radius)
-            writes[label] = _constrained(keep_clicked(mask, points), self._labels[z] == label,
-                                         effects.get(label, "replace"))
+            effect, old = effects.get(label, "replace"), self._labels[z] == label
+            seed = np.zeros_like(old)
+            for y, x in (points if effect == "add" else negatives):
+                seed[y, x] = True
+            writes[label], change = local_change(keep_clicked(mask, points), old, effect, seed)
+            # a correction that changes nothing here (a click inside what is already right) may
+            # still carry on from the class on this slice, e.g. to push it past where it stopped
+            changes[label] = change if change.any() else writes[label]
         new = self._paint(z, writes)
         self._pending.append(_Pass(z, labels, chain, fine, {label: self._region(label, z) for label in labels},
-                                   {label: effects.get(label, "replace") for label in labels}))
+                                   {label: effects.get(label, "replace") for label in labels}, changes))
         return new
 
     # ------------------------------------------------------------------ automatic, removal, edits
