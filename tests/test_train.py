@@ -116,7 +116,8 @@ def test_torchrun_two_processes(nnunet_dataset, tmp_path):
            "-m", "napari_s2vnet", "train", "--data", str(nnunet_dataset), "--out", str(out), *FAST]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert train_info(out / "weights.safetensors")["world_size"] == 2
+    info = train_info(out / "weights.safetensors")
+    assert info["world_size"] == 2 and info["ranks_in_sync"]  # DistributedDataParallel kept the ranks equal
 
 
 def test_left_right_swap_and_mirrored_episodes():

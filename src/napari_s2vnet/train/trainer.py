@@ -2,7 +2,11 @@
 
 One model, one run for both modes: every step draws either automatic or interactive episodes
 (``interactive_fraction``). AdamW with linear warm-up then cosine decay; AMP (bf16) on CUDA; several
-GPUs or CPU processes through ``torchrun`` (DistributedDataParallel, rank 0 logs and saves).
+GPUs or CPU processes through ``torchrun``: PyTorch's ``DistributedDataParallel`` (NCCL on CUDA, gloo
+on CPU; bucketed gradient all-reduce overlapped with backward). A step runs through
+:class:`_Step`, a module whose ``forward`` is the whole training step, so DDP sees every parameter
+the step uses; ``find_unused_parameters`` covers the ones an episode kind leaves unused (an automatic
+step never touches the click encoder). Rank 0 alone logs, validates and saves.
 With ``time_budget_s`` the run stops when that much wall-clock time has passed and the cosine decay
 follows elapsed time instead of steps, so the schedule ends exactly at the budget (the equal-budget
 comparisons of ``napari-s2vnet benchmark``).
@@ -38,6 +42,19 @@ from napari_s2vnet.train.targets import parse_mix
 from napari_s2vnet.train.volumes import TrainVolume
 
 Validator = Callable[[S2VNet], dict[str, float]]
+
+
+class _Step(torch.nn.Module):
+    """One training step as a module (what ``DistributedDataParallel`` wraps) -> its losses."""
+
+    def __init__(self, model: S2VNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch, lut, rng, second_round_fraction: float, mix, interactive: bool) -> dict[str, torch.Tensor]:
+        if interactive:
+            return interactive_step(self.model, batch, lut, rng, second_round_fraction, mix=mix)
+        return auto_step(self.model, batch, lut)
 
 
 def lr_factor(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
@@ -76,9 +93,10 @@ def train(
     model = S2VNet(model_config).to(dev)
     if cfg.init and not resume:
         _load_init(model, Path(cfg.init))
-    if world > 1:  # same seed gives the same init; broadcast anyway so every rank starts equal
-        for p in model.parameters():
-            torch.distributed.broadcast(p.data, 0)
+    step_fn: torch.nn.Module = _Step(model)
+    if world > 1:  # DDP broadcasts rank 0's parameters, then averages gradients in backward
+        step_fn = torch.nn.parallel.DistributedDataParallel(
+            step_fn, device_ids=[dev] if dev.type == "cuda" else None, find_unused_parameters=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     clock = {"t0": time.time(), "before": 0.0}  # wall clock of this process + seconds of earlier runs
 
@@ -124,18 +142,11 @@ def train(
         batch.images, batch.labels = batch.images.to(dev), batch.labels.to(dev)
         model.train()
         with amp:
-            losses = interactive_step(model, batch, lut, rng, cfg.second_round_fraction, mix=mix) if interactive \
-                else auto_step(model, batch, lut)
+            losses = step_fn(batch, lut, rng, cfg.second_round_fraction, mix, interactive)
             loss = total(losses)
         losses = {k: v.detach() for k, v in losses.items()}
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if world > 1:  # average gradients (episodes of a step may leave some parameters unused)
-            for p in model.parameters():
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                torch.distributed.all_reduce(p.grad)
-                p.grad /= world
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -156,15 +167,27 @@ def train(
     if log_file:
         log_file.close()
     weights = run_dir / "weights.safetensors"
+    in_sync = _ranks_in_sync(model, world)
     if rank == 0:
         info = {"train": dataclasses.asdict(cfg), "seconds": round(seconds, 1), "steps": step,
                 "device": str(dev), "world_size": world, "volumes": [v.name for v in volumes],
-                "torch": torch.__version__}
+                "torch": torch.__version__, "ranks_in_sync": in_sync}
         save_weights(model, weights, info)
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return weights
+
+
+def _ranks_in_sync(model: S2VNet, world: int) -> bool:
+    """Whether every process ends with the same parameters (what DDP guarantees), checked."""
+    if world == 1:
+        return True
+    flat = torch.cat([p.detach().float().flatten() for p in model.parameters()])
+    lo, hi = flat.clone(), flat.clone()
+    torch.distributed.all_reduce(lo, op=torch.distributed.ReduceOp.MIN)
+    torch.distributed.all_reduce(hi, op=torch.distributed.ReduceOp.MAX)
+    return bool(torch.equal(lo, hi))
 
 
 def _load_init(model: S2VNet, path: Path) -> None:
