@@ -206,6 +206,7 @@ def test_save_nifti_on_source_grid(qtbot, dock_factory, tmp_path):
 
 def test_autosave_and_restore(qtbot, dock_factory, make_napari_viewer, tmp_path):
     from napari_s2vnet.data.samples import sample_path
+    from napari_s2vnet.widget import autosave
     from napari_s2vnet.widget.dock import S2VNetDock
 
     image_path = tmp_path / "patient.nii.gz"
@@ -222,7 +223,9 @@ def test_autosave_and_restore(qtbot, dock_factory, make_napari_viewer, tmp_path)
     wait_idle(qtbot, dock)
     dock.autosave_wait()
     saved = dock.labels_layer.data.copy()
-    assert (tmp_path / "patient.s2vnet" / "labels.nii.gz").exists()
+    written = autosave.find(tmp_path / "patient.s2vnet", dock.fingerprint)
+    assert written is not None and written.rounds == dock.rounds
+    assert [p.name for p in (tmp_path / "patient.s2vnet").glob("labels*")] == [written.labels_file]
     assert not [p for p in (tmp_path / "patient.s2vnet").iterdir() if p.name.startswith(".")]
 
     # reopen the same image in a new viewer: the dock offers to restore

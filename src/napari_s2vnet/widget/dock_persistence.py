@@ -104,7 +104,8 @@ class DockPersistence:
         state = self._found_autosave
         if state is None or self.sidecar is None or self.image_layer is None:
             return False
-        labels = autosave.load_labels(self.sidecar, self.image_layer.metadata, self.image_layer.data.shape, self.image_layer.scale)
+        labels = autosave.load_labels(self.sidecar, self.image_layer.metadata, self.image_layer.data.shape,
+                                     self.image_layer.scale, state)
         for entry in state.classes:
             self.classes.add_class(entry.name, entry.label, entry.color, create_points=False)
         self.labels_layer.data[...] = labels

@@ -4,7 +4,9 @@ The layer data is in internal ``(z, y, x)`` order. For NIfTI the source grid is 
 ``layer.metadata["s2vnet"]`` (affine + file-order shape, see :mod:`.reader`), the labels are put
 back in file order and written with that exact affine, so the file overlays the source image in any
 viewer. A layer without that metadata is written on a plain grid with its ``scale`` as spacing.
-Writes are atomic: a temporary file in the target folder, then a rename.
+Writes are atomic and durable: a temporary file in the target folder, ``fsync``, a rename
+(``os.replace``), then an ``fsync`` of the folder, so a crash (even SIGKILL or a power cut after
+the call returned) leaves either the old file or the new one, never a partial one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,29 @@ def _extension(path: Path) -> str:
     return path.suffix.lower()
 
 
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename in it) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_labels(path: str | os.PathLike, labels_zyx: np.ndarray, metadata: dict | None, scale: Any = None) -> Path:
     """Write internal-order labels to ``path`` (``.nii``, ``.nii.gz``, ``.tif``, ``.tiff``) atomically."""
     from napari_s2vnet.data.io import write_labels
@@ -46,7 +71,9 @@ def atomic_write_labels(path: str | os.PathLike, labels_zyx: np.ndarray, metadat
     os.close(fd)
     try:
         write_labels(tmp_name, geometry.from_internal(labels_zyx), geometry)
+        fsync_file(tmp_name)
         os.replace(tmp_name, target)
+        fsync_dir(target.parent)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
