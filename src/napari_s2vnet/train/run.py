@@ -27,6 +27,7 @@ from napari_s2vnet.inference.prepared import FeatureCache, from_normalized
 from napari_s2vnet.model.config import TrainConfig, preset
 from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.inference.predictor import resolve_device
+from napari_s2vnet.train.checkpoint import AMP_MODES, ScaleOptions
 from napari_s2vnet.train.trainer import train
 from napari_s2vnet.train.volumes import TrainVolume, load_case, load_fetched, phantom_volumes
 
@@ -58,7 +59,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (exactly: random states included)")
+    p.add_argument("--ckpt-every", type=int, default=0,
+                   help="also write OUT/checkpoint.pt every N steps (default: at each validation); SIGTERM always writes one")
+    p.add_argument("--accumulate", type=int, default=1, help="gradient accumulation: micro-batches of --batch per step")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto",
+                   help="CUDA mixed precision: auto (bf16 where supported, else fp16 with a gradient scaler), bf16, fp16, off")
+    p.add_argument("--compile", action="store_true", help="torch.compile the per-slice encoder (unverified here: see docs/training.md)")
     p.add_argument("--target-mix", default="", help="interactive target kinds and weights, e.g. class:1,lesion:0.25")
     p.add_argument("--init", default="", help="start from this weights file (same preset and classes)")
     p.add_argument("--ablation", choices=["none", "no-propagation", "no-aggregation", "no-adaptive"], default="none")
@@ -190,6 +197,10 @@ def run(args: argparse.Namespace) -> Path:
         val_every=args.val_every, seed=args.seed, threads=args.threads, time_budget_s=60.0 * args.time_budget_min,
         init=str(args.init), target_mix=args.target_mix, augment=args.augment,
     )
+    try:
+        options = ScaleOptions(args.ckpt_every, args.accumulate, args.amp, args.compile)
+    except ValueError as e:
+        raise InputError(f"--{str(e).split()[0].replace('_', '-')}: {e}") from None
     overrides = {"no-propagation": {"use_propagation": False}, "no-aggregation": {"use_aggregation": False},
                  "no-adaptive": {"adaptive_clicks": False}}.get(args.ablation, {})
     if args.centres_per_class is not None:
@@ -206,4 +217,4 @@ def run(args: argparse.Namespace) -> Path:
     length = f"{args.time_budget_min:g} min (at most {cfg.steps} steps)" if cfg.time_budget_s > 0 else f"{cfg.steps} steps"
     print(f"training {model_config.name} on {len(volumes)} volumes, {len(class_names)} classes, "
           f"{length} -> {args.out}", flush=True)
-    return train(model_config, cfg, volumes, args.out, args.device, args.resume, make_validator(val, args.device))
+    return train(model_config, cfg, volumes, args.out, args.device, args.resume, make_validator(val, args.device), options)

@@ -1,7 +1,10 @@
 """The training loop behind ``napari-s2vnet train``.
 
 One model, one run for both modes: every step draws either automatic or interactive episodes
-(``interactive_fraction``). AdamW with linear warm-up then cosine decay; AMP (bf16) on CUDA; several
+(``interactive_fraction``). AdamW with linear warm-up then cosine decay; AMP on CUDA (bf16 where the GPU
+supports it, else fp16 with a ``GradScaler``); gradient accumulation over micro-batches; optional
+``torch.compile`` of the per-slice encoder; atomic checkpoints that resume exactly, and SIGTERM saves
+one and stops (:mod:`.checkpoint`); several
 GPUs or CPU processes through ``torchrun``: PyTorch's ``DistributedDataParallel`` (NCCL on CUDA, gloo
 on CPU; bucketed gradient all-reduce overlapped with backward). A step runs through
 :class:`_Step`, a module whose ``forward`` is the whole training step, so DDP sees every parameter
@@ -16,6 +19,7 @@ validation), ``curves.png``, ``checkpoint.pt`` (for ``--resume``) and ``weights.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -34,6 +38,8 @@ from napari_s2vnet.model.config import ModelConfig, TrainConfig
 from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.model.weights import save_weights
 from napari_s2vnet.train.augment import EpisodeAugmenter, left_right_swap
+from napari_s2vnet.train.checkpoint import (ScaleOptions, StopOnSigterm, amp_dtype, atomic_torch_save,
+                                            gather_snapshots, rng_restore, rng_snapshot)
 from napari_s2vnet.train.episodes import EpisodeSampler
 from napari_s2vnet.train.losses import total
 from napari_s2vnet.train.plots import plot_curves
@@ -75,8 +81,10 @@ def _dist_info() -> tuple[int, int]:
 def train(
     model_config: ModelConfig, cfg: TrainConfig, volumes: list[TrainVolume], run_dir: Path,
     device: str = "auto", resume: bool = False, validate: Validator | None = None,
+    options: ScaleOptions | None = None,
 ) -> Path:
     """Train, log and save; returns the path of the final ``weights.safetensors``."""
+    options = options or ScaleOptions()
     rank, world = _dist_info()
     dev = resolve_device(device)
     if world > 1:
@@ -93,6 +101,9 @@ def train(
     model = S2VNet(model_config).to(dev)
     if cfg.init and not resume:
         _load_init(model, Path(cfg.init))
+    if options.compile:  # in place: the parameter names (checkpoints, weights) stay the same
+        model.backbone.compile()
+        model.pixel_decoder.compile()
     step_fn: torch.nn.Module = _Step(model)
     if world > 1:  # DDP broadcasts rank 0's parameters, then averages gradients in backward
         step_fn = torch.nn.parallel.DistributedDataParallel(
@@ -104,27 +115,40 @@ def train(
         return clock["before"] + time.time() - clock["t0"]
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg, elapsed()))
-    start = 0
+    dtype = amp_dtype(dev, options.amp)
+    amp = torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    scaler = torch.amp.GradScaler("cuda" if dev.type == "cuda" else "cpu", enabled=dtype == torch.float16)
+    start, snapshots, augment_seed = 0, None, cfg.seed * 1000 + rank
     ckpt_path = run_dir / "checkpoint.pt"
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=dev, weights_only=True)
         model.load_state_dict(ckpt["model"], strict=True)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
         start = int(ckpt["step"])
         clock["before"] = float(ckpt.get("seconds", 0.0))
-        rng = np.random.default_rng([cfg.seed, rank, start])
+        snapshots = ckpt.get("rng")
+        if not snapshots or len(snapshots) != world:  # an older checkpoint, or another number of ranks
+            if rank == 0 and snapshots:
+                tqdm.write(f"checkpoint from {len(snapshots)} processes, this run has {world}: new random streams")
+            snapshots = None
+            rng, augment_seed = np.random.default_rng([cfg.seed, rank, start]), augment_seed + start
     sampler = EpisodeSampler(volumes, cfg.episode_slices, cfg.crop, rng)
     lut = class_lut(model)
     mix = parse_mix(cfg.target_mix)
     augment = EpisodeAugmenter(left_right_swap(dict(zip(model_config.class_ids, model_config.class_names)), len(lut) - 1),
-                               seed=cfg.seed * 1000 + rank + start, level=cfg.augment)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+                               seed=augment_seed, level=cfg.augment)
+    if snapshots:
+        rng_restore(snapshots[rank], rng, augment, dev)  # exactly where the interrupted run was
     if rank == 0:
         (run_dir / "config.json").write_text(json.dumps(
             {"model": json.loads(model_config.to_json()), "train": dataclasses.asdict(cfg),
-             "volumes": [v.name for v in volumes]}, indent=1))
+             "scale": dataclasses.asdict(options), "volumes": [v.name for v in volumes]}, indent=1))
     log_path, val_path = run_dir / "train_log.csv", run_dir / "val_dice.csv"
+    if rank == 0 and resume:
+        _truncate_log(log_path, start)
     log_file = open(log_path, "a" if resume else "w", newline="") if rank == 0 else None
     log = csv.writer(log_file) if log_file else None
     if log and not resume:
@@ -133,45 +157,72 @@ def train(
     budget = cfg.time_budget_s
     bar = tqdm(initial=start, total=None if budget > 0 else cfg.steps, disable=rank != 0, mininterval=5,
                unit="step")
-    step, saved = start, start
-    while step < cfg.steps and not (budget > 0 and _over_budget(elapsed(), budget, world, dev)):
-        interactive = rng.random() < cfg.interactive_fraction
-        long = cfg.long_slices > 0 and step >= cfg.long_from
-        sampler.slices = cfg.long_slices if long else cfg.episode_slices
-        batch = augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)  # one draw per episode
-        batch.images, batch.labels = batch.images.to(dev), batch.labels.to(dev)
-        model.train()
-        with amp:
-            losses = step_fn(batch, lut, rng, cfg.second_round_fraction, mix, interactive)
-            loss = total(losses)
-        losses = {k: v.detach() for k, v in losses.items()}
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if log:
-            log.writerow([step + 1, "interactive" if interactive else "auto", f"{loss.item():.5f}",
-                          *(f"{float(losses[k]):.5f}" for k in ("ce", "dice", "objectness", "class", "aux")),
-                          f"{sched.get_last_lr()[0]:.6f}", f"{elapsed():.1f}"])
-            bar.set_postfix(loss=f"{loss.item():.3f}", mode="int" if interactive else "auto")
-        bar.update()
-        step += 1
-        if rank == 0 and step % cfg.val_every == 0:
-            _checkpoint(model, opt, sched, step, elapsed(), ckpt_path, log_file, validate, log_path, val_path, run_dir)
-            saved = step
+    step, saved, stopped = start, start, False
+
+    def checkpoint(with_validation: bool) -> None:
+        snaps = gather_snapshots(rng_snapshot(rng, augment, dev), world)  # every rank's random streams
+        if rank == 0:
+            _checkpoint(model, opt, sched, scaler, step, elapsed(), snaps, ckpt_path, log_file,
+                        validate if with_validation else None, log_path, val_path, run_dir)
+
+    with StopOnSigterm() as stop:
+        while step < cfg.steps and not (budget > 0 and _over_budget(elapsed(), budget, world, dev)):
+            long = cfg.long_slices > 0 and step >= cfg.long_from
+            sampler.slices = cfg.long_slices if long else cfg.episode_slices
+            model.train()
+            opt.zero_grad(set_to_none=True)
+            sums: dict[str, float] = {}
+            modes, loss_sum = set(), 0.0
+            for micro in range(options.accumulate):
+                interactive = rng.random() < cfg.interactive_fraction
+                batch = augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)  # one draw per episode
+                batch.images, batch.labels = batch.images.to(dev), batch.labels.to(dev)
+                last = micro == options.accumulate - 1
+                sync = step_fn.no_sync() if world > 1 and not last else contextlib.nullcontext()
+                with sync:  # DDP averages the gradients once, in the last micro-batch's backward
+                    with amp:
+                        losses = step_fn(batch, lut, rng, cfg.second_round_fraction, mix, interactive)
+                        loss = total(losses) / options.accumulate
+                    scaler.scale(loss).backward()
+                loss_sum += float(loss.detach())
+                modes.add("interactive" if interactive else "auto")
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / options.accumulate
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            mode = modes.pop() if len(modes) == 1 else "mixed"
+            if log:
+                log.writerow([step + 1, mode, f"{loss_sum:.5f}",
+                              *(f"{sums[k]:.5f}" for k in ("ce", "dice", "objectness", "class", "aux")),
+                              f"{sched.get_last_lr()[0]:.6f}", f"{elapsed():.1f}"])
+                bar.set_postfix(loss=f"{loss_sum:.3f}", mode=mode[:4])
+            bar.update()
+            step += 1
+            stopped = stop.agreed(world, dev)
+            validating = step % cfg.val_every == 0
+            if validating or stopped or (options.ckpt_every and step % options.ckpt_every == 0):
+                checkpoint(validating and not stopped)
+                saved = step
+            if stopped:
+                if rank == 0:
+                    tqdm.write(f"SIGTERM: stopped after step {step}; {ckpt_path} saved (continue with --resume)")
+                break
     bar.close()
     seconds = elapsed()
-    if rank == 0 and saved != step:
-        _checkpoint(model, opt, sched, step, seconds, ckpt_path, log_file, validate, log_path, val_path, run_dir)
+    if saved != step:
+        checkpoint(True)
     if log_file:
         log_file.close()
     weights = run_dir / "weights.safetensors"
     in_sync = _ranks_in_sync(model, world)
     if rank == 0:
-        info = {"train": dataclasses.asdict(cfg), "seconds": round(seconds, 1), "steps": step,
-                "device": str(dev), "world_size": world, "volumes": [v.name for v in volumes],
-                "torch": torch.__version__, "ranks_in_sync": in_sync}
+        info = {"train": dataclasses.asdict(cfg), "scale": dataclasses.asdict(options), "seconds": round(seconds, 1),
+                "steps": step, "device": str(dev), "world_size": world, "volumes": [v.name for v in volumes],
+                "torch": torch.__version__, "ranks_in_sync": in_sync, "amp": str(dtype).replace("torch.", ""),
+                "stopped_by_sigterm": stopped}
         save_weights(model, weights, info)
     if world > 1:
         torch.distributed.barrier()
@@ -211,15 +262,32 @@ def _over_budget(elapsed_s: float, budget_s: float, world: int, device: torch.de
     return bool(flag.item())
 
 
-def _checkpoint(model, opt, sched, step: int, seconds: float, ckpt_path: Path, log_file, validate: Validator | None,
-                log_path: Path, val_path: Path, run_dir: Path) -> None:
-    """Save ``checkpoint.pt`` (for ``--resume``), validate and redraw the curves (rank 0)."""
+def _checkpoint(model, opt, sched, scaler, step: int, seconds: float, snapshots: list, ckpt_path: Path, log_file,
+                validate: Validator | None, log_path: Path, val_path: Path, run_dir: Path) -> None:
+    """Save ``checkpoint.pt`` atomically (for ``--resume``), validate and redraw the curves (rank 0)."""
     log_file.flush()
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "step": step, "seconds": seconds}, ckpt_path)
+    os.fsync(log_file.fileno())
+    atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                       "scaler": scaler.state_dict(), "step": step, "seconds": seconds, "rng": snapshots}, ckpt_path)
     if validate is not None:
-        _validate(model, validate, step, val_path)
+        with torch.random.fork_rng(devices=[]):  # validating draws nothing from the training streams
+            _validate(model, validate, step, val_path)
     plot_curves(log_path, val_path, run_dir / "curves.png")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the log rows after ``step`` (a run killed after its last checkpoint logged steps that the
+    resumed run does again)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(kept) != len(rows):
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        os.replace(tmp, path)
 
 
 def _validate(model: S2VNet, validate: Validator, step: int, path: Path) -> None:
