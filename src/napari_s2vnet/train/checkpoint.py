@@ -41,10 +41,13 @@ class ScaleOptions:
     accumulate: int = 1  # micro-batches (of ``batch_episodes`` each) per optimizer step
     amp: str = "auto"  # auto: bf16 on CUDA where supported, else fp16 + GradScaler; off on CPU/MPS
     compile: bool = False  # torch.compile the backbone and the pixel decoder (the per-slice encoder)
+    workers: int = 0  # episode-loading processes (train.loader); 0: in the training process (exact resume)
 
     def __post_init__(self) -> None:
         if self.accumulate < 1:
             raise ValueError("accumulate must be at least 1")
+        if self.workers < 0:
+            raise ValueError("workers must be 0 or positive")
         if self.ckpt_every < 0:
             raise ValueError("ckpt_every must be 0 or positive")
         if self.amp not in AMP_MODES:

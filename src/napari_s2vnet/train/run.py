@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_s2vnet.data.datasets import DatasetSpec, bundled_cases, discover
+from napari_s2vnet.data.datasets import Case, DatasetSpec, bundled_cases, discover
 from napari_s2vnet.data.phantom import PHANTOM_CLASSES
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.evaluation.metrics import dice_per_class
@@ -28,6 +28,7 @@ from napari_s2vnet.model.config import TrainConfig, preset
 from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.inference.predictor import resolve_device
 from napari_s2vnet.train.checkpoint import AMP_MODES, ScaleOptions
+from napari_s2vnet.train.loader import cached_case
 from napari_s2vnet.train.trainer import train
 from napari_s2vnet.train.volumes import TrainVolume, load_case, load_fetched, phantom_volumes
 
@@ -65,6 +66,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accumulate", type=int, default=1, help="gradient accumulation: micro-batches of --batch per step")
     p.add_argument("--amp", choices=AMP_MODES, default="auto",
                    help="CUDA mixed precision: auto (bf16 where supported, else fp16 with a gradient scaler), bf16, fp16, off")
+    p.add_argument("--workers", type=int, default=0,
+                   help="episode-loading processes (0: in the training process; --resume is exact only then)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="preprocessing cache folder: dataset cases resampled and normalised once, memory-mapped later")
     p.add_argument("--compile", action="store_true", help="torch.compile the per-slice encoder (unverified here: see docs/training.md)")
     p.add_argument("--target-mix", default="", help="interactive target kinds and weights, e.g. class:1,lesion:0.25")
     p.add_argument("--init", default="", help="start from this weights file (same preset and classes)")
@@ -76,6 +81,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(rotation, scale 0.85-1.15, shift, gain, noise; no mirroring)")
     p.add_argument("--centres-per-class", type=int, default=None,
                    help="cluster centres per class (default: the preset's, 1)")
+
+
+def _load(case: Case, class_names: dict[int, str], target_mm: float, auto: bool, cache: Path | None,
+          weight: float = 1.0, modality: str | None = None) -> TrainVolume:
+    """One dataset case at the model spacing, through the preprocessing cache when ``--cache`` is set."""
+    if cache is None:
+        return load_case(case, class_names, target_mm, auto, weight, modality)
+    return cached_case(case, class_names, target_mm, auto, cache, weight, modality)
 
 
 def _select(spec: DatasetSpec, classes: str | None) -> DatasetSpec:
@@ -134,14 +147,16 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
 
             for case in read_manifest(Path(source)):
                 if case.use == "train" and case.name not in excluded:
-                    vol = load_fetched(case, target_mm, auto=case.name in auto_cases)
+                    vol = _load(Case(case.image, case.labels, case.name), case.class_names, target_mm,
+                                case.name in auto_cases, getattr(args, "cache", None), modality=case.modality)
                     volumes.append(vol)
                     if args.fine_mm and vol.native_mm <= args.fine_mm * 1.25:
                         fine = load_fetched(case, args.fine_mm, auto=False)
                         volumes.append(dataclasses.replace(fine, name=f"{fine.name}@{args.fine_mm:g}mm"))
         else:
             spec = _select(discover(Path(source)), args.classes)
-            vols = [_relabel(load_case(c, spec.class_names, target_mm, auto=True), mapping) for c in spec.cases]
+            cache = getattr(args, "cache", None)
+            vols = [_relabel(_load(c, spec.class_names, target_mm, True, cache), mapping) for c in spec.cases]
             class_names.update(_mapped(spec.class_names, mapping))
             volumes += vols
             val.append(vols[0])
@@ -198,7 +213,7 @@ def run(args: argparse.Namespace) -> Path:
         init=str(args.init), target_mix=args.target_mix, augment=args.augment,
     )
     try:
-        options = ScaleOptions(args.ckpt_every, args.accumulate, args.amp, args.compile)
+        options = ScaleOptions(args.ckpt_every, args.accumulate, args.amp, args.compile, args.workers)
     except ValueError as e:
         raise InputError(f"--{str(e).split()[0].replace('_', '-')}: {e}") from None
     overrides = {"no-propagation": {"use_propagation": False}, "no-aggregation": {"use_aggregation": False},

@@ -40,7 +40,8 @@ from napari_s2vnet.model.weights import save_weights
 from napari_s2vnet.train.augment import EpisodeAugmenter, left_right_swap
 from napari_s2vnet.train.checkpoint import (ScaleOptions, StopOnSigterm, amp_dtype, atomic_torch_save,
                                             gather_snapshots, rng_restore, rng_snapshot)
-from napari_s2vnet.train.episodes import EpisodeSampler
+from napari_s2vnet.train.episodes import EpisodeBatch, EpisodeSampler
+from napari_s2vnet.train.loader import EpisodeStream, episode_loader, slices_at
 from napari_s2vnet.train.losses import total
 from napari_s2vnet.train.plots import plot_curves
 from napari_s2vnet.train.steps import auto_step, class_lut, interactive_step
@@ -142,6 +143,18 @@ def train(
                                seed=augment_seed, level=cfg.augment)
     if snapshots:
         rng_restore(snapshots[rank], rng, augment, dev)  # exactly where the interrupted run was
+    stream = None
+    if options.workers > 0:  # episodes from worker processes (train.loader); clicks still from ``rng``
+        stream = iter(episode_loader(EpisodeStream(volumes, cfg, augment.swap, rank, start, options.accumulate),
+                                     options.workers))
+
+    def next_batch() -> tuple[bool, EpisodeBatch]:
+        if stream is not None:
+            return next(stream)
+        interactive = bool(rng.random() < cfg.interactive_fraction)
+        return interactive, augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)  # one draw per episode
+
+    timing = {"data_s": 0.0, "step_s": 0.0, "slices": 0}
     if rank == 0:
         (run_dir / "config.json").write_text(json.dumps(
             {"model": json.loads(model_config.to_json()), "train": dataclasses.asdict(cfg),
@@ -167,15 +180,17 @@ def train(
 
     with StopOnSigterm() as stop:
         while step < cfg.steps and not (budget > 0 and _over_budget(elapsed(), budget, world, dev)):
-            long = cfg.long_slices > 0 and step >= cfg.long_from
-            sampler.slices = cfg.long_slices if long else cfg.episode_slices
+            sampler.slices = slices_at(cfg, step)
             model.train()
             opt.zero_grad(set_to_none=True)
             sums: dict[str, float] = {}
             modes, loss_sum = set(), 0.0
+            t_step = time.perf_counter()
             for micro in range(options.accumulate):
-                interactive = rng.random() < cfg.interactive_fraction
-                batch = augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)  # one draw per episode
+                t_data = time.perf_counter()
+                interactive, batch = next_batch()
+                timing["data_s"] += time.perf_counter() - t_data
+                timing["slices"] += int(batch.labels.shape[0] * batch.labels.shape[1])
                 batch.images, batch.labels = batch.images.to(dev), batch.labels.to(dev)
                 last = micro == options.accumulate - 1
                 sync = step_fn.no_sync() if world > 1 and not last else contextlib.nullcontext()
@@ -193,6 +208,7 @@ def train(
             scaler.step(opt)
             scaler.update()
             sched.step()
+            timing["step_s"] += time.perf_counter() - t_step
             mode = modes.pop() if len(modes) == 1 else "mixed"
             if log:
                 log.writerow([step + 1, mode, f"{loss_sum:.5f}",
@@ -212,6 +228,10 @@ def train(
                 break
     bar.close()
     seconds = elapsed()
+    if rank == 0 and step > start:
+        r = _loading_report(timing, options.workers)
+        tqdm.write(f"episode loading ({r['workers']} workers): {r['waited_share']:.0%} of the step time spent waiting "
+                   f"for data; model {r['model_slices_per_s']:.1f} slices/s")
     if saved != step:
         checkpoint(True)
     if log_file:
@@ -222,7 +242,7 @@ def train(
         info = {"train": dataclasses.asdict(cfg), "scale": dataclasses.asdict(options), "seconds": round(seconds, 1),
                 "steps": step, "device": str(dev), "world_size": world, "volumes": [v.name for v in volumes],
                 "torch": torch.__version__, "ranks_in_sync": in_sync, "amp": str(dtype).replace("torch.", ""),
-                "stopped_by_sigterm": stopped}
+                "stopped_by_sigterm": stopped, "loading": _loading_report(timing, options.workers)}
         save_weights(model, weights, info)
     if world > 1:
         torch.distributed.barrier()
@@ -273,6 +293,14 @@ def _checkpoint(model, opt, sched, scaler, step: int, seconds: float, snapshots:
         with torch.random.fork_rng(devices=[]):  # validating draws nothing from the training streams
             _validate(model, validate, step, val_path)
     plot_curves(log_path, val_path, run_dir / "curves.png")
+
+
+def _loading_report(timing: dict[str, float], workers: int) -> dict[str, float]:
+    """How much of the step time went to waiting for episodes, and the slices/s the model consumed."""
+    compute = max(timing["step_s"] - timing["data_s"], 1e-9)
+    return {"workers": workers, "waited_share": round(timing["data_s"] / max(timing["step_s"], 1e-9), 4),
+            "data_s": round(timing["data_s"], 2), "step_s": round(timing["step_s"], 2),
+            "model_slices_per_s": round(timing["slices"] / compute, 2)}
 
 
 def _truncate_log(path: Path, step: int) -> None:
