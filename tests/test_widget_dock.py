@@ -296,7 +296,7 @@ def test_stop_cancels_feature_caching(qtbot, dock_factory):
     viewer, dock = dock_factory(predictor=predictor)
     wait_until(qtbot, lambda: dock.model_info is not None)
     viewer.add_image(small_image((60, 32, 32)))
-    wait_until(qtbot, lambda: predictor.sessions and predictor.sessions[-1].features >= 2, 10)
+    wait_until(qtbot, lambda: bool(predictor.sessions) and predictor.sessions[-1].features >= 2, 10)
     dock.stop()
     wait_until(qtbot, lambda: "stopped" in dock.status.text(), 10)
     session = predictor.sessions[-1]

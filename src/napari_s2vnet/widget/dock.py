@@ -247,9 +247,11 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         labels = np.array(self.labels_layer.data, copy=True) if keep_labels and self.labels_layer is not None else None
         self._close_progress()
         self.features_ready = False
+        # the progress bar first: creating it can process Qt events, and a fast cache could otherwise
+        # report "done" before the bar exists (which then never closed)
+        self._open_progress("features", data.shape[0], "S2VNet: caching slice features")
         self.token = self.worker.open_session(data, tuple(float(s) for s in img.scale[-3:]), modality, labels)
         self._on_step()
-        self._open_progress("features", data.shape[0], "S2VNet: caching slice features")
         self._set_status(f"{img.name}: caching slice features…")
 
     def _on_session_ready(self, token: int) -> None:
