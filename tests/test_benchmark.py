@@ -120,3 +120,11 @@ def test_training_commands_parse_and_cover_every_ablation(tmp_path):
     cmd = dynunet_command(tmp_path / "d", 1200.0, 16, 1, 0, (96, 96, 96))
     assert cmd[2] == "napari_s2vnet.benchmark.train3d" and "--budget-min" in cmd
     assert callable(train3d.main)
+
+
+def test_3d_baselines_train_on_our_automatic_volumes():
+    from napari_s2vnet.benchmark.train3d import training_volumes
+
+    volumes, class_names = training_volumes(phantoms=1)
+    assert [v.name for v in volumes] == ["ct_abdomen", "phantom0"] and all(v.auto for v in volumes)
+    assert class_names[5] == "liver"
