@@ -211,3 +211,17 @@ def test_evaluate_classes_asked_and_inf_hd95_explained(tmp_path, capsys):
 def test_demo_script_labels_its_figures():
     script = (Path(__file__).parents[1] / "scripts" / "demo.sh").read_text()
     assert "Dice" in script and "HD95" in script and "training volume" in script
+
+
+def test_segment_threads_default_to_the_free_cores(phantom_file, capsys):
+    import torch
+
+    from napari_s2vnet.commands import free_cores
+
+    assert free_cores(2, 1.2) == 1 and free_cores(8, 0.3) == 8 and free_cores(4, 9.0) == 1
+    folder, _, _ = phantom_file
+    before = torch.get_num_threads()
+    assert main(["segment", str(folder / "img.nii.gz"), "-o", str(folder / "t.nii.gz"), "--threads", "1"]) == 0
+    assert ", 1 threads)" in capsys.readouterr().out and torch.get_num_threads() == before
+    assert main(["segment", str(folder / "img.nii.gz"), "-o", str(folder / "t.nii.gz"), "--threads", "-1"]) == 2
+    assert "--threads -1" in capsys.readouterr().err
