@@ -225,3 +225,30 @@ def test_segment_threads_default_to_the_free_cores(phantom_file, capsys):
     assert ", 1 threads)" in capsys.readouterr().out and torch.get_num_threads() == before
     assert main(["segment", str(folder / "img.nii.gz"), "-o", str(folder / "t.nii.gz"), "--threads", "-1"]) == 2
     assert "--threads -1" in capsys.readouterr().err
+
+
+def test_scribble_entry_segments_its_class_and_bad_strokes_exit_2(tmp_path, capsys):
+    from napari_s2vnet.inference.click_file import parse_clicks
+    from napari_s2vnet.inference.prompts import SCRIBBLE_POINTS
+
+    mr = read_volume(sample_path("mr"))
+    g = mr.geometry
+    lab = np.rint(read_volume(sample_path("mr_labels")).array).astype(int)
+    liver = np.argwhere(lab == 5)
+    internal = np.array([g.file_to_internal_index(v) for v in liver[:: max(1, len(liver) // 4000)]])
+    z = np.bincount(internal[:, 0]).argmax()  # the internal slice with most liver
+    on_slice = liver[:: max(1, len(liver) // 4000)][internal[:, 0] == z]
+    stroke = [on_slice[k].tolist() for k in np.linspace(0, len(on_slice) - 1, 4).astype(int)]
+    entry = {"scribble": {"voxel": stroke}, "label": "liver"}
+    clicks = parse_clicks({"clicks": [entry]}, g, {5: "liver"})
+    assert 1 <= len(clicks) <= SCRIBBLE_POINTS and {c.z for _, c in clicks} == {z} and {c.label for _, c in clicks} == {5}
+    (tmp_path / "s.json").write_text(json.dumps({"clicks": [dict(entry, label=42)]}))
+    rc = main(["segment", str(sample_path("mr")), "-o", str(tmp_path / "o.nii.gz"), "--clicks", str(tmp_path / "s.json")])
+    out = np.asarray(nib.load(tmp_path / "o.nii.gz").dataobj)
+    assert rc == 0 and out[tuple(stroke[0])] == 42 and (out == 42).sum() > 100
+    other = next(v for v in liver if g.file_to_internal_index(v)[0] != z)
+    bad = {"clicks": [{"scribble": {"voxel": [stroke[0], other.tolist()]}, "label": 42}]}
+    (tmp_path / "b.json").write_text(json.dumps(bad))
+    rc = main(["segment", str(sample_path("mr")), "-o", str(tmp_path / "o.nii.gz"), "--clicks", str(tmp_path / "b.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "one axial slice" in err and "click #0" in err and len(err.strip().splitlines()) == 1

@@ -8,6 +8,10 @@ Format::
 ``world`` is RAS millimetres (nibabel/NIfTI scanner convention) and works for every input kind;
 ``voxel`` indexes the input array as the reader returns it (file order). ``label`` is a positive
 integer id or one of the model's class names (``"liver"``: case-insensitive, becomes the model's id).
+A **scribble** (a stroke on one axial slice) is an entry
+``{"scribble": {"world"|"voxel": [[..], [..], ...]}, "label": 5, "positive": true}``: its vertices,
+in either system, must lie on one internal slice; the stroke becomes at most
+``prompts.SCRIBBLE_POINTS`` clicks of its sign, evenly spaced along it (``prompts.scribble_clicks``).
 ``positive`` defaults to true, ``round`` (optional, default 0) groups clicks into refinement rounds
 applied in order. Each problem is reported as an :class:`InputError` naming the click; a click that
 repeats an earlier one exactly is dropped with an :class:`InputWarning`, while two different clicks
@@ -51,13 +55,42 @@ def _label_of(label: object, what: str, class_names: Mapping[int, str] | None) -
     return label
 
 
+def _voxel(item: Mapping, what: str, geometry: Geometry) -> tuple[int, int, int]:
+    """The internal ``(z, y, x)`` of a point given as ``{"world": [x, y, z]}`` or ``{"voxel": [i, j, k]}``."""
+    if ("world" in item) == ("voxel" in item):
+        raise InputError(f"{what}: give exactly one of 'world' (RAS mm) or 'voxel' (array indices)")
+    coords = item.get("world", item.get("voxel"))
+    if not (isinstance(coords, list) and len(coords) == 3
+            and all(isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) for c in coords)):
+        raise InputError(f"{what}: coordinates must be a list of 3 finite numbers")
+    ijk = geometry.world_to_file(np.array(coords, float)) if "world" in item else np.array(coords, float)
+    idx = np.rint(ijk).astype(int)
+    shape = np.array(geometry.shape)
+    if np.any(idx < 0) or np.any(idx >= shape):
+        raise InputError(f"{what}: outside the volume (voxel {idx.tolist()}, shape {shape.tolist()})")
+    return tuple(int(v) for v in geometry.file_to_internal_index(idx))
+
+
+def _scribble(item: Mapping, what: str, geometry: Geometry, label: int, positive: bool) -> list[Click]:
+    from napari_s2vnet.inference.prompts import Scribble, scribble_clicks
+
+    stroke = item["scribble"]
+    key = next(iter(stroke), None) if isinstance(stroke, dict) and len(stroke) == 1 else None
+    if key not in ("world", "voxel") or not isinstance(stroke[key], list) or not stroke[key]:
+        raise InputError(f"{what}: 'scribble' must be {{\"world\" or \"voxel\": [[..], [..], ...]}} with at least one point")
+    points = [_voxel({key: c}, f"{what}, point #{j}", geometry) for j, c in enumerate(stroke[key])]
+    slices = sorted({z for z, _, _ in points})
+    if len(slices) > 1:
+        raise InputError(f"{what}: a scribble must lie on one axial slice; its points are on slices {slices}")
+    return scribble_clicks(Scribble(slices[0], tuple((y, x) for _, y, x in points), label, positive))
+
+
 def parse_clicks(data: object, geometry: Geometry,
                  class_names: Mapping[int, str] | None = None) -> list[tuple[int, Click]]:
     """-> ``[(round, Click in internal order), ...]`` sorted by round (stable); ``[]`` when the
     file lists no clicks. ``class_names`` (``{id: name}``, the model's) resolve named labels."""
     if not isinstance(data, dict) or not isinstance(data.get("clicks"), list):
         raise InputError('clicks file must be a JSON object {"clicks": [...]}')
-    shape = np.array(geometry.shape)
     out: list[tuple[int, Click]] = []
     seen: dict[tuple[int, int, int, int], tuple[int, Click]] = {}
     for i, item in enumerate(data["clicks"]):
@@ -65,34 +98,29 @@ def parse_clicks(data: object, geometry: Geometry,
         if not isinstance(item, dict):
             raise InputError(f"{what}: expected an object with 'world' or 'voxel', 'label'")
         label = _label_of(item.get("label"), what, class_names)
-        if ("world" in item) == ("voxel" in item):
-            raise InputError(f"{what}: give exactly one of 'world' (RAS mm) or 'voxel' (array indices)")
-        coords = item.get("world", item.get("voxel"))
-        if not (isinstance(coords, list) and len(coords) == 3
-                and all(isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) for c in coords)):
-            raise InputError(f"{what}: coordinates must be a list of 3 finite numbers")
-        ijk = geometry.world_to_file(np.array(coords, float)) if "world" in item else np.array(coords, float)
-        idx = np.rint(ijk).astype(int)
-        if np.any(idx < 0) or np.any(idx >= shape):
-            raise InputError(f"{what}: outside the volume (voxel {idx.tolist()}, shape {shape.tolist()})")
         positive = item.get("positive", True)
         if not isinstance(positive, bool):
             raise InputError(f"{what}: 'positive' must be true or false")
         rnd = item.get("round", 0)
         if not isinstance(rnd, int) or isinstance(rnd, bool):
             raise InputError(f"{what}: 'round' must be an integer")
-        z, y, x = geometry.file_to_internal_index(idx)
-        click = Click(z, y, x, label, positive)
-        key = (rnd, z, y, x)
-        if key in seen:
-            j, other = seen[key]
-            if other == click:
-                warnings.warn(f"{what} repeats click #{j}: ignored", InputWarning, stacklevel=2)
-                continue
-            raise InputError(f"{what} and click #{j} are on the same voxel in the same round with a different "
-                             "label or sign: keep one, or put them in different rounds")
-        seen[key] = (i, click)
-        out.append((rnd, click))
+        if "scribble" in item:
+            if "world" in item or "voxel" in item:
+                raise InputError(f"{what}: give either a point ('world' / 'voxel') or a 'scribble', not both")
+            clicks = _scribble(item, what, geometry, label, positive)
+        else:
+            clicks = [Click(*_voxel(item, what, geometry), label, positive)]
+        for click in clicks:
+            key = (rnd, click.z, click.y, click.x)
+            if key in seen:
+                j, other = seen[key]
+                if other == click:
+                    warnings.warn(f"{what} repeats click #{j}: ignored", InputWarning, stacklevel=2)
+                    continue
+                raise InputError(f"{what} and click #{j} are on the same voxel in the same round with a different "
+                                 "label or sign: keep one, or put them in different rounds")
+            seen[key] = (i, click)
+            out.append((rnd, click))
     return sorted(out, key=lambda item: item[0])
 
 
