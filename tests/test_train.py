@@ -109,13 +109,18 @@ def test_train_class_selection_and_mapping(nnunet_dataset, tmp_path):
     assert load_weights(out / "weights.safetensors").config.class_ids == (5, 7)
 
 
+def train_two_ranks(dataset, out, args, port: int, timeout: float = 300) -> None:
+    """``torchrun --nproc_per_node 2 ... train`` on CPU (gloo), one thread per process; must succeed."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "napari_s2vnet", "train", "--data", str(dataset), "--out", str(out), *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
 def test_torchrun_two_processes(nnunet_dataset, tmp_path):
     out = tmp_path / "ddp"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "napari_s2vnet", "train", "--data", str(nnunet_dataset), "--out", str(out), *FAST]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
+    train_two_ranks(nnunet_dataset, out, FAST, 29517)
     info = train_info(out / "weights.safetensors")
     assert info["world_size"] == 2 and info["ranks_in_sync"]  # DistributedDataParallel kept the ranks equal
 

@@ -17,7 +17,7 @@ import torch
 from napari_s2vnet.cli import main
 from napari_s2vnet.model.weights import train_info
 from napari_s2vnet.train.checkpoint import ScaleOptions, amp_dtype
-from test_train import FAST, nnunet_dataset  # noqa: F401  (the fixture)
+from test_train import FAST, nnunet_dataset, train_two_ranks  # noqa: F401  (the fixture)
 
 LOSS_COLUMNS = ("mode", "loss", "ce", "dice", "objectness", "class", "aux", "lr")
 
@@ -108,11 +108,7 @@ def test_gradient_accumulation_and_one_vs_two_ranks(nnunet_dataset, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(["train", "--data", str(nnunet_dataset), "--out", str(one), *args]) == 0
     assert json.loads((one / "config.json").read_text())["scale"]["accumulate"] == 2
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "napari_s2vnet", "train", "--data", str(nnunet_dataset), "--out", str(two), *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
-    assert res.returncode == 0, res.stderr[-2000:]
+    train_two_ranks(nnunet_dataset, two, args, 29533, timeout=400)
     info = train_info(two / "weights.safetensors")
     assert info["world_size"] == 2 and info["ranks_in_sync"] and info["scale"]["accumulate"] == 2
     first_one, first_two = _rows(one)[0], _rows(two)[0]
