@@ -280,7 +280,7 @@ class Session(PassRunner):
             self._clicks.append(record)
         unfinished, self._pending = self._pending, []
         out: dict[int, np.ndarray] = {}
-        effects = {label: _effect(clicks, label, bool((self._labels == label).any()))
+        effects = {label: _effect(clicks, label, self._has_voxels(label, next(c.z for c in clicks if c.label == label)))
                    for label in {c.label for c in clicks}}
         self._last_starts = sorted({c.z for c in clicks})
         for z in sorted({c.z for c in clicks}):
@@ -291,6 +291,12 @@ class Session(PassRunner):
             if labels:
                 self._start_pass(p.start, labels, p.effects)
         return out
+
+    def _has_voxels(self, label: int, near: int, chunk: int = 8) -> bool:
+        """Whether ``label`` is anywhere in the labels, searched outward from slice ``near`` in chunks
+        (a correction's class is found within a chunk or two, not after a whole-volume compare)."""
+        starts = sorted(range(0, self.shape[0], chunk), key=lambda s: abs(s + chunk // 2 - near))
+        return any(bool((self._labels[s : s + chunk] == label).any()) for s in starts)
 
     @torch.inference_mode()
     def _start_pass(self, z: int, labels: list[int], effects: dict[int, str] | None = None) -> np.ndarray:
