@@ -31,10 +31,11 @@ TARGET_SPACING = (3.0, 3.0, 3.0)
 
 def training_volumes(phantoms: int = 16, seed: int = 0, include_mr: bool = True):
     """-> the automatic training volumes of our model and its class map ``{id: name}``."""
-    from napari_s2vnet.train.run import build_volumes
+    from napari_s2vnet.train.run import add_arguments, build_volumes
 
-    args = argparse.Namespace(data=None, no_mr=not include_mr, classes=None, map=[], phantoms=phantoms, seed=seed,
-                              exclude=[], auto_cases="", fine_mm=0.0)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)  # the train command's own defaults, so new options never go missing here
+    args = parser.parse_args(["--phantoms", str(phantoms), "--seed", str(seed)] + ([] if include_mr else ["--no-mr"]))
     volumes, class_names, _ = build_volumes(args, TARGET_SPACING[1])
     return [v for v in volumes if v.auto], class_names
 
