@@ -109,6 +109,35 @@ def test_train_class_selection_and_mapping(nnunet_dataset, tmp_path):
     assert load_weights(out / "weights.safetensors").config.class_ids == (5, 7)
 
 
+def test_split_file_decides_which_cases_train_and_which_validate(nnunet_dataset, tmp_path, capsys):
+    folds = [{"train": ["case0"], "val": ["case1"]}, {"train": ["case1"], "val": ["case0"]}]  # nnU-Net format
+    split = tmp_path / "splits_final.json"
+    split.write_text(json.dumps(folds))
+    out = tmp_path / "split"
+    assert main(["train", "--data", str(nnunet_dataset), "--out", str(out), "--split", str(split), "--fold", "1",
+                 *FAST]) == 0
+    record = json.loads((out / "split.json").read_text())
+    assert "case1" in record["train"] and "case0" not in record["train"] and record["val"] == ["case0"]
+    with open(out / "val_dice.csv") as f:
+        header = next(csv.reader(f))
+    per_case = {key.split(":")[0] for key in header if ":" in key}
+    assert per_case == {"case0"}  # validated on the held-out case only
+    bad = tmp_path / "bad.json"
+    for content, expected in ((json.dumps({"train": ["case0"], "val": ["case9"]}), "case9"),
+                              (json.dumps({"train": ["case0"], "val": ["case0"]}), "both train and val"),
+                              (json.dumps({"train": ["case0"], "val": []}), "no validation case"),
+                              ("{not json", "not a JSON split file")):
+        bad.write_text(content)
+        capsys.readouterr()
+        assert main(["train", "--data", str(nnunet_dataset), "--out", str(tmp_path / "x"), "--split", str(bad),
+                     *FAST]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["train", "--data", str(nnunet_dataset), "--out", str(tmp_path / "x"), "--split", str(split),
+                 "--fold", "5", *FAST]) == 2
+    assert "2 fold(s)" in capsys.readouterr().err
+
+
 def train_two_ranks(dataset, out, args, port: int, timeout: float = 300) -> None:
     """``torchrun --nproc_per_node 2 ... train`` on CPU (gloo), one thread per process; must succeed."""
     env = dict(os.environ, OMP_NUM_THREADS="1")

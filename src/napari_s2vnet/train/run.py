@@ -8,18 +8,23 @@ interactive episodes; ``--auto-cases`` also uses some for automatic episodes), o
 ``--exclude NAME`` leaves a case out (leave-one-volume-out runs; ``ct_abdomen`` / ``mr_abdomen`` name
 the bundled ones).
 ``--classes`` keeps only some classes (ids or names); ``--map 7:5`` renames label id 7 to 5.
+``--split FILE`` (``--fold N``) divides the cases of dataset folders into training and validation
+cases (:mod:`napari_s2vnet.data.splits`); without it a dataset's first case also validates. Every
+run writes the volumes it trained and validated on to ``OUT/split.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 
 from napari_s2vnet.data.datasets import Case, DatasetSpec, bundled_cases, discover
 from napari_s2vnet.data.phantom import PHANTOM_CLASSES
+from napari_s2vnet.data.splits import Split, check_split, read_split
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.evaluation.metrics import dice_per_class
 from napari_s2vnet.inference.auto import auto_volume
@@ -56,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "spacing (those finer than it natively): what zoomed interactive passes decode")
     p.add_argument("--classes", default=None, help="comma-separated ids or names to keep")
     p.add_argument("--map", action="append", default=[], help="relabel SRC:DST (repeatable)")
+    p.add_argument("--split", type=Path, default=None,
+                   help="train/val split of the dataset folders' cases: JSON {\"train\": [...], \"val\": [...]} "
+                        "or nnU-Net's splits_final.json (with --fold)")
+    p.add_argument("--fold", type=int, default=0, help="fold of an nnU-Net splits_final.json given to --split")
     p.add_argument("--val-every", type=int, default=TrainConfig.val_every)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
@@ -126,6 +135,8 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
     class_names: dict[int, str] = {}
     val: list[TrainVolume] = []
     excluded = set(args.exclude)
+    split: Split | None = read_split(args.split, args.fold) if getattr(args, "split", None) else None
+    found: set[str] = set()
     auto_cases = {c.strip() for c in args.auto_cases.split(",") if c.strip()}
     for source in args.data or ["bundled"]:
         if source == "bundled":
@@ -155,11 +166,16 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
                         volumes.append(dataclasses.replace(fine, name=f"{fine.name}@{args.fine_mm:g}mm"))
         else:
             spec = _select(discover(Path(source)), args.classes)
+            found |= {c.name for c in spec.cases}
+            roles = [split.role(c.name) if split else "train" for c in spec.cases]
             cache = getattr(args, "cache", None)
-            vols = [_relabel(_load(c, spec.class_names, target_mm, True, cache), mapping) for c in spec.cases]
+            vols = {c.name: _relabel(_load(c, spec.class_names, target_mm, True, cache), mapping)
+                    for c, r in zip(spec.cases, roles) if r != "skip"}
             class_names.update(_mapped(spec.class_names, mapping))
-            volumes += vols
-            val.append(vols[0])
+            volumes += [vols[c.name] for c, r in zip(spec.cases, roles) if r == "train"]
+            val += [vols[c.name] for c, r in zip(spec.cases, roles) if r == "val"] if split else [vols[spec.cases[0].name]]
+    if split is not None:
+        check_split(split, found)
     if args.phantoms:
         volumes += phantom_volumes(args.phantoms, target_mm, args.seed, auto=True, weight=1.0 / args.phantoms)
         phantom_names = {i: n for i, n in PHANTOM_CLASSES.items() if not args.classes or i in class_names}
@@ -169,6 +185,13 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
     if not class_names:
         raise InputError("no classes left to train (check --classes)")
     return volumes, class_names, val
+
+
+def _write_split_record(out: Path, volumes: list[TrainVolume], val: list[TrainVolume]) -> None:
+    """``OUT/split.json``: the volumes trained on and validated on (a validation volume may also train)."""
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"train": [v.name for v in volumes], "val": [v.name for v in val]}
+    (out / "split.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def make_validator(val: list[TrainVolume], device: str, top: int = 10):
@@ -229,6 +252,7 @@ def run(args: argparse.Namespace) -> Path:
     base = preset(args.preset, **overrides)
     volumes, class_names, val = build_volumes(args, base.pixel_spacing_mm)
     model_config = base.with_classes(class_names)
+    _write_split_record(args.out, volumes, val)
     length = f"{args.time_budget_min:g} min (at most {cfg.steps} steps)" if cfg.time_budget_s > 0 else f"{cfg.steps} steps"
     print(f"training {model_config.name} on {len(volumes)} volumes, {len(class_names)} classes, "
           f"{length} -> {args.out}", flush=True)
