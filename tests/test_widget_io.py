@@ -102,6 +102,33 @@ def test_labels_file_opens_as_labels(make_napari_viewer):
     assert np.issubdtype(layers[0].data.dtype, np.integer) and layers[0].data.max() > 0
 
 
+def test_4d_file_opens_as_one_layer_per_volume(make_napari_viewer, tmp_path):
+    """A 4-D / 5-D NIfTI: each time point (channel) its own 3-D layer, so the dock's image list offers
+    every one; more than ``MAX_VOLUME_LAYERS`` volumes: the first ones and a warning naming the rest."""
+    from napari_s2vnet.errors import InputWarning
+    from napari_s2vnet.widget.reader import MAX_VOLUME_LAYERS
+
+    rng = np.random.default_rng(0)
+    frames = rng.normal(0, 100, (12, 10, 6, 3)).astype(np.float32)  # (x, y, z, t)
+    nib.save(nib.Nifti1Image(frames, np.diag([2.0, 2.0, 3.0, 1.0])), tmp_path / "dyn.nii.gz")
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(tmp_path / "dyn.nii.gz"), plugin=PLUGIN)
+    assert [l.name for l in layers] == ["dyn [t=0]", "dyn [t=1]", "dyn [t=2]"]
+    for t, layer in enumerate(layers):
+        assert layer.ndim == 3
+        np.testing.assert_array_equal(layer.data, read_volume(tmp_path / "dyn.nii.gz", timepoint=t).geometry.to_internal(
+            frames[..., t]))
+    five = rng.normal(0, 1, (12, 10, 6, 2, 2)).astype(np.float32)  # (x, y, z, t, c)
+    nib.save(nib.Nifti1Image(five, np.eye(4)), tmp_path / "tc.nii.gz")
+    names = [l.name for l in viewer.open(str(tmp_path / "tc.nii.gz"), plugin=PLUGIN)]
+    assert names == ["tc [t=0, c=0]", "tc [t=0, c=1]", "tc [t=1, c=0]", "tc [t=1, c=1]"]
+    many = rng.normal(0, 1, (8, 8, 4, MAX_VOLUME_LAYERS + 2)).astype(np.float32)
+    nib.save(nib.Nifti1Image(many, np.eye(4)), tmp_path / "many.nii.gz")
+    with pytest.warns(InputWarning, match=f"holds {MAX_VOLUME_LAYERS + 2} volumes"):
+        opened = viewer.open(str(tmp_path / "many.nii.gz"), plugin=PLUGIN)
+    assert len(opened) == MAX_VOLUME_LAYERS
+
+
 def test_writer_nifti_restores_source_grid(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     image = viewer.open(sample_path("mr"), plugin=PLUGIN)[0]  # LPS: not the internal orientation

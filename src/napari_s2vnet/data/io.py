@@ -141,6 +141,28 @@ def read_volume(path: str | os.PathLike, modality: str | None = None, *, channel
     return Volume(array, geometry, modality or guess_modality(array), str(p))
 
 
+def volume_choices(path: str | os.PathLike) -> list[dict[str, int]]:
+    """The volumes a 4-D or 5-D NIfTI file holds, as :func:`read_volume` keyword arguments
+    (``[{"timepoint": 0}, {"timepoint": 1}, ...]``, with ``"channel"`` where a 5th axis holds channels);
+    ``[]`` for a 3-D file, another format, or a header that cannot be read (``read_volume`` reports it)."""
+    p = Path(path)
+    if p.is_dir() or _split_ext(p) not in (".nii", ".nii.gz"):
+        return []
+    import nibabel as nib
+
+    try:
+        with _quiet("nibabel.global"):
+            shape = tuple(nib.load(str(p)).shape)
+    except Exception:  # noqa: BLE001 -- a damaged header is read_volume's to report
+        return []
+    extra = (shape[3:5] + (1, 1))[:2] if len(shape) > 3 else (1, 1)
+    sizes = {k: int(n) for k, n in zip(("timepoint", "channel"), extra) if n > 1}
+    grid: list[dict[str, int]] = [{}]
+    for key, n in sizes.items():
+        grid = [{**g, key: i} for g in grid for i in range(n)]
+    return grid if sizes else []
+
+
 @contextmanager
 def _quiet(name: str) -> Iterator[None]:
     """Silence a library's logger (its complaints about a damaged file would break the one line)."""

@@ -9,18 +9,21 @@ grid (file-order affine and shape) is kept in ``layer.metadata["s2vnet"]`` so th
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from napari_s2vnet.data.geometry import Geometry
-from napari_s2vnet.errors import InputError
+from napari_s2vnet.errors import InputError, InputWarning
 
 #: key of the plugin's entry in ``layer.metadata``
 META_KEY = "s2vnet"
 NIFTI_PATTERNS = ("*.nii", "*.nii.gz")
 _LABEL_HINTS = ("label", "seg", "mask", "annotation")
+#: a 4-D / 5-D file opens as at most this many 3-D layers
+MAX_VOLUME_LAYERS = 8
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -100,18 +103,31 @@ def _label_dtype(array: np.ndarray) -> type:
 
 
 def read_nifti(path: str | os.PathLike) -> list[LayerData]:
-    """Read one NIfTI file as an Image layer (or a Labels layer for an integer ``*label*`` file)."""
+    """Read one NIfTI file as an Image layer (or a Labels layer for an integer ``*label*`` file).
+
+    A 4-D or 5-D file becomes one 3-D layer per time point / channel (``name [t=1]``, at most
+    ``MAX_VOLUME_LAYERS``, with a warning naming the rest), so the dock's image choice picks one.
+    """
     import nibabel as nib
 
-    from napari_s2vnet.data.io import read_volume
+    from napari_s2vnet.data.io import read_volume, volume_choices
 
     p = Path(path)
-    volume = read_volume(p)
+    choices = volume_choices(p)
+    if len(choices) > MAX_VOLUME_LAYERS:
+        warnings.warn(f"'{p.name}' holds {len(choices)} volumes: opened the first {MAX_VOLUME_LAYERS} as layers; "
+                      "segment another with napari-s2vnet segment --timepoint N / --channel N", InputWarning,
+                      stacklevel=2)
     try:
         on_disk = np.dtype(nib.load(str(p)).get_data_dtype())
-    except Exception:  # the volume was read above; the dtype is only a hint
+    except Exception:  # the volume is read below; the dtype is only a hint
         on_disk = None
-    return [volume_to_layer_data(volume, _layer_name(p), _looks_like_labels(p, on_disk))]
+    layers = []
+    for choice in choices[:MAX_VOLUME_LAYERS] or [{}]:
+        suffix = ", ".join(f"{key[0]}={i}" for key, i in choice.items())
+        name = f"{_layer_name(p)} [{suffix}]" if suffix else _layer_name(p)
+        layers.append(volume_to_layer_data(read_volume(p, **choice), name, _looks_like_labels(p, on_disk)))
+    return layers
 
 
 def read_dicom(path: str | os.PathLike) -> list[LayerData]:
