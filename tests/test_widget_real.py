@@ -89,3 +89,19 @@ def test_auto_segment_real_ct(qtbot, dock_factory):
     assert set(np.unique(labels)) <= {0, 1, 5}
     assert _dice(labels == 5, ref[block] == 5) > 0.5
     assert (labels == 1).any()
+
+
+def test_input_warnings_become_one_napari_notification(qtbot, dock_factory):
+    """A doubtful image (constant: nothing to tell apart) is still opened, and the engine's warning reaches
+    the user once, as a napari notification and in the status line, not only in a console."""
+    from napari.utils.notifications import notification_manager
+
+    viewer, dock = dock_factory()  # bundled weights
+    wait_until(qtbot, lambda: dock.model_info is not None, 60)
+    before = len(notification_manager.records)
+    viewer.add_image(np.full((6, 64, 64), 40.0, np.float32), name="flat")
+    wait_until(qtbot, lambda: dock.last_warning != "", 60, "no warning reached the dock")
+    assert "constant" in dock.last_warning and dock.last_error == ""
+    assert "constant" in dock.status.text()
+    shown = [str(n.message) for n in notification_manager.records[before:] if "S2VNet" in str(n.message)]
+    assert len(shown) == 1 and "constant" in shown[0]

@@ -46,6 +46,8 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self.rounds = 0
         self.features_ready = False
         self.last_error = ""
+        self.last_warning = ""
+        self._warned: set[str] = set()  # warnings already shown for the current image
         self.fingerprint = ""
         self.sidecar: Path | None = None
         self.autosave_root: str | None = None
@@ -132,6 +134,20 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
             from napari.utils.notifications import show_warning
 
             show_warning(f"S2VNet {context}: {message}")
+        except Exception:
+            pass
+
+    def _on_worker_warning(self, context: str, message: str) -> None:
+        """One notification per distinct warning and image (a warning repeated by every round shows once)."""
+        if message in self._warned:
+            return
+        self._warned.add(message)
+        self.last_warning = message
+        self._set_status(f"Warning ({context}): {message}")
+        try:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"S2VNet: {message}")
         except Exception:
             pass
 
@@ -247,6 +263,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         labels = np.array(self.labels_layer.data, copy=True) if keep_labels and self.labels_layer is not None else None
         self._close_progress()
         self.features_ready = False
+        self._warned.clear()
         # the progress bar first: creating it can process Qt events, and a fast cache could otherwise
         # report "done" before the bar exists (which then never closed)
         self._open_progress("features", data.shape[0], "S2VNet: caching slice features")
@@ -435,6 +452,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         w = self.worker
         w.model_loaded.connect(self._on_model_loaded)
         w.error.connect(self._on_worker_error)
+        w.warning.connect(self._on_worker_warning)
         w.session_ready.connect(self._on_session_ready)
         w.features_progress.connect(self._on_features_progress)
         w.features_done.connect(self._on_features_done)

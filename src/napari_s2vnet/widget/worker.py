@@ -17,14 +17,16 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
 from qtpy.QtCore import QObject, Signal
 
-from napari_s2vnet.errors import InputError
+from napari_s2vnet.errors import InputError, InputWarning
 from napari_s2vnet.inference.state import Click
+
 
 @dataclass
 class ModelInfo:
@@ -65,7 +67,9 @@ class ModelWorker(QObject):
     the worker-thread handler that runs it. Signals (all carry the session ``token`` so that the dock
     can drop results of a closed image):
 
-    * ``model_loaded(ModelInfo)``, ``error(str context, str message)``
+    * ``model_loaded(ModelInfo)``, ``error(str context, str message)``, ``warning(str context, str
+      message)``: an :class:`~napari_s2vnet.errors.InputWarning` a task raised (the input was used,
+      but changed or doubtful: non-finite voxels replaced, a very thin or constant image, ...)
     * ``session_ready(token)``; ``features_progress(token, done, total)``; ``features_done(token, ok)``
     * ``slices(token, kind, {z: (Y, X) uint16 copy})``: new labels of the slices a task changed (every
       task reports its changes this way: rounds, propagation, auto, undo, redo, class removal)
@@ -75,6 +79,7 @@ class ModelWorker(QObject):
 
     model_loaded = Signal(object)
     error = Signal(str, str)
+    warning = Signal(str, str)
     session_ready = Signal(int)
     features_progress = Signal(int, int, int)
     features_done = Signal(int, bool)
@@ -206,7 +211,7 @@ class ModelWorker(QObject):
                     with self._lock:
                         self._pending_interactive -= 1
                 self.busy.emit(True)
-                self._dispatch(task)
+                self._dispatch_reporting_warnings(task)
             except Exception as exc:  # report, keep the thread alive
                 message = f"{type(exc).__name__}: {exc}"
                 self.error.emit(task.name if task else "worker", message)
@@ -227,6 +232,20 @@ class ModelWorker(QObject):
             z = min(max(self._focus, 0), self.session.shape[0] - 1)
             if getattr(self.session, "focus", None) != z:
                 self.session.focus = z
+
+    def _dispatch_reporting_warnings(self, task: _Task) -> None:
+        """Run ``task``; its :class:`InputWarning` s go to the ``warning`` signal (the dock shows them),
+        every other warning to Python's usual display."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InputWarning)
+            try:
+                self._dispatch(task)
+            finally:
+                for w in caught:
+                    if issubclass(w.category, InputWarning):
+                        self.warning.emit(task.name, str(w.message))
+                    else:
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
     def _dispatch(self, task: _Task) -> None:
         if task.needs_session:
