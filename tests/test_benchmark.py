@@ -128,3 +128,14 @@ def test_3d_baselines_train_on_our_automatic_volumes():
     volumes, class_names = training_volumes(phantoms=1)
     assert [v.name for v in volumes] == ["ct_abdomen", "phantom0"] and all(v.auto for v in volumes)
     assert class_names[5] == "liver"
+
+
+def test_train_memory_benchmark_measures_a_configuration(tmp_path):
+    """A fresh process per configuration reports parameters, resident memory and step time."""
+    from napari_s2vnet.benchmark import train_memory
+
+    assert train_memory.main(["--config", "tiny:1:2:48", "--classes", "5", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "train_memory.json").read_text())
+    assert [(r["preset"], r["batch"], r["slices"], r["crop"], r["classes"]) for r in rows] == [("tiny", 1, 2, 48, 5)]
+    r = rows[0]
+    assert r["parameters_m"] > 0.5 and r["peak_rss_mb"] >= r["base_rss_mb"] > 0 and r["step_s"] > 0
