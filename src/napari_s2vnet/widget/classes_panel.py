@@ -378,6 +378,9 @@ class ClassesPanel(QWidget):
     def add_click_point(self, label: int, z: float, y: float, x: float, positive: bool = True) -> None:
         """Add a click as if the user clicked (used by tests and scripting)."""
         layer = self.points_layer(label)
+        if layer is None:
+            known = ", ".join(f"{e.name} {k}" for k, e in sorted(self.entries.items())) or "none"
+            raise KeyError(f"no class with label {label} (classes: {known}): add_class it first")
         self._shift_down[label] = not positive
         layer.add(np.array([[z, y, x]], dtype=float))
 

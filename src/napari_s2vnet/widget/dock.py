@@ -10,12 +10,13 @@ image are dropped.
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QWidget
+from qtpy.QtWidgets import QApplication, QFileDialog, QWidget
 
 from napari_s2vnet.inference.state import Click
 from napari_s2vnet.widget import autosave
@@ -539,6 +540,35 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
     def _apply_colormap(self) -> None:
         if self.labels_layer is not None and self.labels_layer in self.viewer.layers:
             self.labels_layer.colormap = self.classes.colormap()
+
+    # ================================================================== scripting
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Return once the model is loaded and, when an image is selected, its session is open, so
+        that ``classes.add_class("liver")`` gets the model's id and clicks are taken.
+
+        Processes Qt events while it waits (call it from the main thread, e.g. a script or notebook).
+        Raises ``TimeoutError`` after ``timeout`` s and ``RuntimeError`` if the worker reports an error.
+        """
+        self._wait_for(lambda: self.model_info is not None and (self.image_layer is None or self.token >= 0),
+                       timeout, "the model to load")
+
+    def wait_idle(self, timeout: float = 600.0) -> None:
+        """Return once the worker has finished everything asked of it: the clicks made so far (their
+        round and propagation, with *live* on), Auto-segment, Undo/Redo, feature caching; the
+        layers then hold the results. Same rules as :meth:`wait_ready`."""
+        self.wait_ready(timeout)
+        self._wait_for(lambda: not self._round_timer.isActive() and self.worker.idle(), timeout, "the worker")
+        QApplication.processEvents()  # deliver the results the worker sent last
+
+    def _wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        error, deadline = self.last_error, time.monotonic() + timeout
+        while not condition():
+            if self.last_error != error:
+                raise RuntimeError(f"S2VNet {self.last_error}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"S2VNet: waited {timeout:g} s for {what}")
+            QApplication.processEvents()
+            time.sleep(0.01)
 
     # ================================================================== teardown
     def cleanup(self) -> None:
