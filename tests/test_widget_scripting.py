@@ -93,3 +93,38 @@ def test_the_usage_scripting_example_runs_as_written(qapp, tmp_path, monkeypatch
     liver, ref_liver = np.rint(saved.array) == 5, np.rint(reference.array) == 5
     dice = 2 * (liver & ref_liver).sum() / (liver.sum() + ref_liver.sum())
     assert dice > 0.8, dice  # one click in the liver, propagated through the volume
+
+
+def _dock_after_image(qtbot, make_napari_viewer, pan: bool):
+    """A shown viewer with a wide image (napari fits it), optionally panned, then the dock docked:
+    ``(zoom before docking, zoom after, zoom Home gives after)``."""
+    from napari_s2vnet.widget.dock import S2VNetDock
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.add_image(small_image((8, 60, 240)))
+    qtbot.wait(100)
+    viewer.reset_view()
+    if pan:
+        viewer.camera.center = (0.0, 20.0, 60.0)
+    before = viewer.camera.zoom, tuple(viewer.camera.center)
+    dock = S2VNetDock(viewer, predictor=ScriptedPredictor())
+    try:
+        viewer.window.add_dock_widget(dock, name="S2VNet")
+        qtbot.wait(300)
+        after = viewer.camera.zoom, tuple(viewer.camera.center)
+        viewer.reset_view()
+        return before, after, viewer.camera.zoom
+    finally:
+        dock.cleanup()
+
+
+def test_docking_refits_an_image_opened_before_the_dock(qtbot, make_napari_viewer):
+    (zoom0, _), (zoom, _), home = _dock_after_image(qtbot, make_napari_viewer, pan=False)
+    assert zoom < zoom0  # the canvas got narrower: the whole width still shows
+    assert zoom == pytest.approx(home, rel=1e-3)
+
+
+def test_docking_keeps_a_view_the_user_panned(qtbot, make_napari_viewer):
+    before, after, home = _dock_after_image(qtbot, make_napari_viewer, pan=True)
+    assert after[0] == pytest.approx(before[0]) and after[1] == pytest.approx(before[1])

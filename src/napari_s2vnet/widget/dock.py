@@ -59,6 +59,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self._autosave_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2vnet-autosave")
         self._autosave_future: concurrent.futures.Future | None = None
         self._closed = False
+        self._view_fitted = False
 
         self._build_ui()
         self._connect_worker()
@@ -569,6 +570,35 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
                 raise TimeoutError(f"S2VNet: waited {timeout:g} s for {what}")
             QApplication.processEvents()
             time.sleep(0.01)
+
+    # ================================================================== view
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        """The first time the dock is shown, a view the user has not panned is re-fitted to the
+        narrower canvas once the layout settles: an image opened before the dock would otherwise
+        stay cropped left and right until Home."""
+        super().showEvent(event)
+        if not self._view_fitted:
+            self._view_fitted = True
+            if self._view_is_centred():
+                QTimer.singleShot(0, self._fit_view)
+
+    def _view_is_centred(self) -> bool:
+        """Whether the camera is centred where Home (``reset_view``) puts it, i.e. napari's own fit
+        when the image was added, made for a canvas that may since have changed size (zooming with
+        the mouse or panning moves the centre)."""
+        if not len(self.viewer.layers):
+            return False
+        camera = self.viewer.camera
+        zoom, center = float(camera.zoom), tuple(camera.center)
+        self.viewer.reset_view()
+        fitted = np.asarray(camera.center, dtype=float)
+        camera.zoom, camera.center = zoom, center
+        tol = 1e-3 * max(1.0, float(np.max(np.abs(fitted))))
+        return bool(np.allclose(center, fitted, atol=tol))
+
+    def _fit_view(self) -> None:
+        if not self._closed and len(self.viewer.layers):
+            self.viewer.reset_view()
 
     # ================================================================== teardown
     def cleanup(self) -> None:
