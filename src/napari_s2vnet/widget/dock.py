@@ -21,7 +21,7 @@ from qtpy.QtWidgets import QApplication, QFileDialog, QWidget
 from napari_s2vnet.inference.state import Click
 from napari_s2vnet.widget import autosave
 from napari_s2vnet.widget.dock_persistence import DockPersistence
-from napari_s2vnet.widget.dock_ui import BUNDLED, FROM_FILE, DockUI
+from napari_s2vnet.widget.dock_ui import BUNDLED, FROM_FILE, DockUI, count_text
 from napari_s2vnet.widget.reader import META_KEY
 from napari_s2vnet.widget.worker import ModelInfo, ModelWorker, TaskResult
 
@@ -120,7 +120,8 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self.device_note.setText("Running on CPU: feature caching and propagation are slower than on a GPU." if cpu else "")
         self.device_note.setVisible(cpu)
         names = ", ".join(sorted(info.class_names.values())) or "none"
-        self._set_status(f"model {info.model_id} on {info.device}; classes: {names}")
+        self._set_status(f"model ready: {count_text(len(info.class_names), 'class', 'classes')} on {info.device}",
+                         f"model {info.model_id}\nclasses: {names}")
         if self.image_layer is not None:
             if self.token >= 0:  # a new model: the labels carry over, the old clicks are display only
                 self.restored_clicks, self.clicks = self.clicks + self.restored_clicks, []
