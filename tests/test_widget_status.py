@@ -67,3 +67,28 @@ def test_sample_reference_labels_have_the_docks_colours(qtbot, dock_factory, key
         np.testing.assert_allclose(reference.colormap.map(label), default_color(label), atol=1e-6)
     dock.classes.add_class("liver")
     np.testing.assert_allclose(reference.colormap.map(5), dock.labels_layer.colormap.map(5), atol=1e-6)
+
+
+def _menu_paths(menu, path: list[str]) -> list[str]:
+    out = []
+    for action in menu.actions():
+        text = action.text().replace("&", "")
+        if action.menu() is not None:
+            out += _menu_paths(action.menu(), path + [text])
+        elif text:
+            out.append(" > ".join(path + [text]))
+    return out
+
+
+def test_napari_shows_the_menu_entries_the_docs_are_checked_against(make_napari_viewer):
+    from test_docs_examples import manifest_menus
+
+    viewer = make_napari_viewer()
+    shown = []
+    for action in viewer.window._qt_window.menuBar().actions():
+        if action.menu() is not None:
+            shown += _menu_paths(action.menu(), [action.text().replace("&", "")])
+    ours = {p for p in shown if "S2VNet" in p}
+    expected = manifest_menus()
+    leaves = {p for p in expected if not any(q.startswith(p + " > ") for q in expected)}
+    assert len(leaves) == 4 and ours == leaves  # the widget and the three samples
