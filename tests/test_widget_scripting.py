@@ -128,3 +128,30 @@ def test_docking_refits_an_image_opened_before_the_dock(qtbot, make_napari_viewe
 def test_docking_keeps_a_view_the_user_panned(qtbot, make_napari_viewer):
     before, after, home = _dock_after_image(qtbot, make_napari_viewer, pan=True)
     assert after[0] == pytest.approx(before[0]) and after[1] == pytest.approx(before[1])
+
+
+@pytest.mark.parametrize("action", ["round", "auto"])
+def test_a_task_done_while_its_progress_bar_opens_still_ends_it(qtbot, dock_factory, monkeypatch, action):
+    """Opening napari's progress bar can process Qt events (3 s on the first bar of a shown window):
+    a task finished meanwhile must still end with its 'done' status and its bar closed."""
+    viewer, dock = dock_factory(predictor=ScriptedPredictor(), image=small_image())
+    dock.wait_ready(30)
+    dock.wait_idle(60)
+    open_progress = dock._open_progress
+
+    def slow_open(*args):  # the worker finishes everything queued while the bar opens
+        qtbot.waitUntil(dock.worker.idle, timeout=30_000)
+        qtbot.wait(50)
+        open_progress(*args)
+
+    monkeypatch.setattr(dock, "_open_progress", slow_open)
+    dock.classes.add_class("liver")
+    if action == "round":
+        dock.live_check.setChecked(False)
+        dock.classes.add_click_point(5, 12, 20, 20)
+        dock.propagate()
+    else:
+        dock.auto_segment()
+    dock.wait_idle(60)
+    assert dock.status.text() == f"{action} done; round 1"
+    assert dock._progress == {}

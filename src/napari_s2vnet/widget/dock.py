@@ -377,10 +377,12 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self._flush_hand_edits()
         clicks, self.pending = list(self.pending), []
         run_propagation = self.live_check.isChecked() if propagate is None else propagate
-        self.worker.round(clicks, propagate=run_propagation)
+        # the progress bar and the status first: opening a bar can process Qt events, the task's
+        # results among them, which a later "running…" would then overwrite (and the bar stay open)
         if run_propagation:
             self._open_progress("propagate", self.image_layer.data.shape[0], "S2VNet: propagating")
         self._set_status(f"running {len(clicks)} click(s)…")
+        self.worker.round(clicks, propagate=run_propagation)
         return True
 
     def propagate(self) -> None:
@@ -388,8 +390,8 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         if self.pending:
             self.submit_round(propagate=True)
         elif self._ready():
-            self.worker.propagate()
             self._open_progress("propagate", self.image_layer.data.shape[0], "S2VNet: propagating")
+            self.worker.propagate()
 
     def auto_segment(self, classes: list[int] | None = None) -> None:
         """Automatic result (checked model classes, or all) as the new state that clicks refine."""
@@ -403,9 +405,9 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
                 self.classes.add_class(self.model_info.class_names[label], label, create_points=False)
         self._flush_hand_edits()
         self.pending.clear()
-        self.worker.auto(classes)
         self._open_progress("auto", self.image_layer.data.shape[0], "S2VNet: auto-segmenting")
         self._set_status("auto-segmenting…")
+        self.worker.auto(classes)
 
     def undo(self) -> None:
         """Undo the last round (pending, not yet run clicks are dropped first)."""
