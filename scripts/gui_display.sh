@@ -58,7 +58,8 @@ if probe xvfb; then
   exit 0
 fi
 why="$(reason)"
-if [ "${S2VNET_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+if [ "${S2VNET_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+    && [[ "$why" != *"No module named"* ]]; then  # Debian packages cannot give a missing Python package
   echo "gui_display: no usable display ($why)" >&2
   if install_packages && probe xvfb; then
     echo xvfb
@@ -66,6 +67,10 @@ if [ "${S2VNET_NO_INSTALL:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-ge
   fi
   why="$(reason)"
 fi
-echo "gui_display: no display for the GUI tests: $why. To run them, install as root:" \
-  "apt-get install $(packages)" >&2
+if [[ "$why" == *"No module named"* ]]; then
+  fix="install napari with Qt in that venv: bash scripts/setup.sh test"
+else
+  fix="install as root: apt-get install $(packages)"
+fi
+echo "gui_display: no display for the GUI tests: $why. To run them, $fix" >&2
 echo none

@@ -71,6 +71,14 @@ def test_a_missing_qt_library_is_named_instead_of_an_abort(tmp_path):
     assert "xcb-cursor0 or libxcb-cursor0 is needed" in out.stderr
 
 
+def test_no_qt_in_the_venv_points_at_the_setup_not_at_apt(tmp_path):
+    no_qt = "#!/bin/bash\necho \"ModuleNotFoundError: No module named 'qtpy'\" >&2\nexit 1\n"
+    out = _display(tmp_path, _script(tmp_path / "python", no_qt), xvfb_run=True)
+    assert out.stdout.strip() == "none"
+    assert "No module named 'qtpy'" in out.stderr and "scripts/setup.sh test" in out.stderr
+    assert "apt-get" not in out.stderr
+
+
 def test_a_working_virtual_display_is_used(tmp_path):
     out = _display(tmp_path, _script(tmp_path / "python", QT_OK), xvfb_run=True)
     assert out.stdout.strip() == "xvfb", out.stderr
