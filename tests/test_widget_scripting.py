@@ -155,3 +155,19 @@ def test_a_task_done_while_its_progress_bar_opens_still_ends_it(qtbot, dock_fact
     dock.wait_idle(60)
     assert dock.status.text() == f"{action} done; round 1"
     assert dock._progress == {}
+
+
+def test_wait_idle_raises_an_error_of_the_round(qtbot, dock_factory, monkeypatch):
+    predictor = ScriptedPredictor()
+    viewer, dock = dock_factory(predictor=predictor, image=small_image())
+    dock.wait_ready(30)
+    dock.wait_idle(60)
+
+    def broken(clicks):
+        raise ValueError("decoder exploded")
+
+    monkeypatch.setattr(predictor.sessions[-1], "add_clicks", broken)
+    dock.classes.add_class("liver")
+    dock.classes.add_click_point(5, 12, 20, 20)
+    with pytest.raises(RuntimeError, match="decoder exploded"):
+        dock.wait_idle(60)

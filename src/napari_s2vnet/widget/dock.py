@@ -562,16 +562,20 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         layers then hold the results. Same rules as :meth:`wait_ready`."""
         self.wait_ready(timeout)
         self._wait_for(lambda: not self._round_timer.isActive() and self.worker.idle(), timeout, "the worker")
-        QApplication.processEvents()  # deliver the results the worker sent last
 
     def _wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         error, deadline = self.last_error, time.monotonic() + timeout
-        while not condition():
+        while True:
+            QApplication.processEvents()  # the worker's results and errors arrive as queued signals
             if self.last_error != error:
                 raise RuntimeError(f"S2VNet {self.last_error}")
+            if condition():
+                QApplication.processEvents()  # what the worker sent last, an error among it
+                if self.last_error != error:
+                    raise RuntimeError(f"S2VNet {self.last_error}")
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"S2VNet: waited {timeout:g} s for {what}")
-            QApplication.processEvents()
             time.sleep(0.01)
 
     # ================================================================== view
