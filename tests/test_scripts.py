@@ -89,6 +89,25 @@ def test_the_sessions_own_display_comes_first(tmp_path):
     assert out.stdout.strip() == "display", out.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the install path runs only as root")
+def test_as_root_the_packages_are_installed_then_the_display_checked_again(tmp_path):
+    bin_folder = _bin(tmp_path, xvfb_run=True)
+    installed = tmp_path / "apt.log"
+    # a fake apt-get (first on a PATH without the real one): it logs its arguments
+    _script(bin_folder / "apt-get", f'#!/bin/bash\necho "$@" >> "{installed}"\n')
+    # Qt fails until "the packages are installed"
+    python = _script(tmp_path / "python", f'#!/bin/bash\n[ -s "{installed}" ] && exit 0\n' + QT_ABORT.split("\n", 1)[1])
+    env = _env(bin_folder)
+    del env["S2VNET_NO_INSTALL"]
+    out = subprocess.run(["bash", str(ROOT / "scripts/gui_display.sh"), python], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "xvfb", out.stderr
+    calls = installed.read_text().splitlines()
+    assert calls[0] == "update -qq" and calls[1].startswith("install -y -qq --no-install-recommends xvfb xauth")
+    assert "no usable display" in out.stderr and "xcb-cursor0 or libxcb-cursor0 is needed" in out.stderr  # why
+    assert "installing Debian packages for the GUI tests" in out.stderr
+
+
 def _test_sh(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess:
     """test.sh (no setup) with a venv whose python is this one, on a two-test file, without xvfb-run."""
     venv = tmp_path / "venv"
