@@ -171,3 +171,21 @@ def test_wait_idle_raises_an_error_of_the_round(qtbot, dock_factory, monkeypatch
     dock.classes.add_click_point(5, 12, 20, 20)
     with pytest.raises(RuntimeError, match="decoder exploded"):
         dock.wait_idle(60)
+
+
+def test_docking_keeps_a_rotated_3d_view(qtbot, make_napari_viewer):
+    from napari_s2vnet.widget.dock import S2VNetDock
+
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(small_image((8, 60, 240)))
+    viewer.dims.ndisplay = 3
+    viewer.camera.center, viewer.camera.angles = (2.0, 20.0, 60.0), (10.0, 20.0, 30.0)
+    before = tuple(viewer.camera.angles), tuple(viewer.camera.center)
+    dock = S2VNetDock(viewer, predictor=ScriptedPredictor())
+    try:
+        viewer.window.add_dock_widget(dock, name="S2VNet")
+        qtbot.wait(300)
+        assert tuple(viewer.camera.angles) == pytest.approx(before[0])
+        assert tuple(viewer.camera.center) == pytest.approx(before[1])
+    finally:
+        dock.cleanup()

@@ -596,10 +596,10 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         if not len(self.viewer.layers):
             return False
         camera = self.viewer.camera
-        zoom, center = float(camera.zoom), tuple(camera.center)
+        zoom, center, angles = float(camera.zoom), tuple(camera.center), tuple(camera.angles)
         self.viewer.reset_view()
         fitted = np.asarray(camera.center, dtype=float)
-        camera.zoom, camera.center = zoom, center
+        camera.zoom, camera.center, camera.angles = zoom, center, angles
         tol = 1e-3 * max(1.0, float(np.max(np.abs(fitted))))
         return bool(np.allclose(center, fitted, atol=tol))
 
