@@ -57,8 +57,7 @@ def main() -> None:
     _, dock = viewer.window.add_plugin_dock_widget("napari-s2vnet", "S2VNet segmentation")
     image = viewer.layers["abdomen CT"]
     reference = np.asarray(viewer.layers["abdomen CT reference labels"].data)
-    if not _wait(app, lambda: dock.model_info is not None and dock.token >= 0, 120):
-        raise SystemExit(f"model did not load: {dock.status.text()}")
+    dock.wait_ready(120)
     classes = {"liver": 5, "spleen": 1, "kidney_left": 3}
     z = int(np.argmax(np.prod([(reference == c).sum((1, 2)) > 0 for c in classes.values()], 0)
                       * (reference == 5).sum((1, 2))))
@@ -69,7 +68,7 @@ def main() -> None:
         dock.classes.add_click_point(label, *_deep_point(reference, label, z))
     dock.classes.select_class(5)
     dock.propagate()
-    _wait(app, lambda: dock.rounds >= 1 and dock.worker.idle(), 600)
+    dock.wait_idle(600)
     _wait(app, lambda: False, 1.0)
     viewer.screenshot(str(out / "usage_clicked_slice.png"), canvas_only=False)
     print("clicked slice", z, dock.status.text())

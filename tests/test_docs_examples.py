@@ -70,3 +70,37 @@ def test_cli_line_parses(where, words):
         _parser().parse_args(words)
     except SystemExit as exc:
         pytest.fail(f"{where}: the CLI refuses it (exit {exc.code})")
+
+
+# napari's menu entries for this plugin, as napari 0.9 builds them from the manifest's display names
+_MENU_PATH = re.compile(r"(?:Plugins|File\s*(?:>|→)\s*Open Sample)\s*(?:>|→).*?(?=\*\*|`|$)")
+
+
+def manifest_menus() -> set[str]:
+    yaml = pytest.importorskip("yaml")
+
+    manifest = yaml.safe_load((ROOT / "src/napari_s2vnet/napari.yaml").read_text(encoding="utf-8"))
+    plugin, contributions = manifest["display_name"], manifest["contributions"]
+    menus = {f"Plugins > {w['display_name']} ({plugin})" for w in contributions["widgets"]}
+    menus.add(f"File > Open Sample > {plugin}")
+    menus |= {f"File > Open Sample > {plugin} > {s['display_name']}" for s in contributions["sample_data"]}
+    return menus
+
+
+def _doc_menu_paths() -> list[tuple[str, str]]:
+    """``(where, path)`` of every Plugins / File > Open Sample path in the docs: it ends with its
+    **bold** span, a code span, or the line (a code comment)."""
+    out = []
+    for path in DOCS:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for m in _MENU_PATH.finditer(line):
+                text = m.group(0).strip()
+                out.append((f"{path.relative_to(ROOT)}:{n}", re.sub(r"\s*(?:>|→)\s*", " > ", text)))
+    return out
+
+
+def test_menu_names_in_the_docs_are_the_manifests():
+    menus, found = manifest_menus(), _doc_menu_paths()
+    assert {where.split(":")[0] for where, _ in found} >= {"README.md", "docs/usage.md"}
+    wrong = [f"{where}: {path!r}" for where, path in found if path not in menus]
+    assert not wrong, f"menu paths napari does not show (write them in **bold**): {wrong}; it shows {sorted(menus)}"

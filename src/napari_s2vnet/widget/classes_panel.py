@@ -50,6 +50,17 @@ def default_color(label: int) -> list[float]:
     return [r, g, b, 1.0]
 
 
+def label_colormap(colors: dict[int, Any]) -> Any:
+    """``DirectLabelColormap`` with these RGBA colours by label id, 0 transparent, other ids grey
+    (the dock's Labels layer and the sample reference labels use the same one)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    color_dict: dict[int | None, Any] = {None: np.array([0.6, 0.6, 0.6, 1.0]), 0: np.zeros(4)}
+    for label, color in colors.items():
+        color_dict[int(label)] = np.asarray(color, dtype=float)
+    return DirectLabelColormap(color_dict=color_dict)
+
+
 def _swatch(color: list[float]) -> QIcon:
     """A filled square icon (stays visible when the row is selected, unlike a background)."""
     pixmap = QPixmap(28, 14)
@@ -112,8 +123,9 @@ class ClassesPanel(QWidget):
         self.name_combo.lineEdit().setPlaceholderText("class name")
         self.name_combo.currentTextChanged.connect(self._on_name_changed)
         self.id_spin = QSpinBox()
-        self.id_spin.setRange(1, 65535)
-        self.id_spin.setToolTip("label id written in the Labels layer")
+        self.id_spin.setRange(0, 65535)
+        self.id_spin.setSpecialValueText("id")  # 0: no name typed yet (Add class then picks the id)
+        self.id_spin.setToolTip("label id written in the Labels layer (a model class's own id, else a free one)")
         self.add_button = QPushButton("Add class")
         self.add_button.clicked.connect(self._on_add_clicked)
         row.addWidget(self.name_combo, 3)
@@ -140,6 +152,9 @@ class ClassesPanel(QWidget):
             entry.from_model = entry.label in self.model_classes
 
     def _on_name_changed(self, text: str) -> None:
+        if not text.strip():
+            self.id_spin.setValue(0)
+            return
         for label, name in self.model_classes.items():
             if name == text.strip():
                 self.id_spin.setValue(label)
@@ -158,7 +173,7 @@ class ClassesPanel(QWidget):
         name = self.name_combo.currentText().strip()
         if not name:
             return
-        self.add_class(name, int(self.id_spin.value()), select=True)
+        self.add_class(name, int(self.id_spin.value()) or None, select=True)
         self.name_combo.setEditText("")
 
     # ------------------------------------------------------------------ classes
@@ -294,12 +309,7 @@ class ClassesPanel(QWidget):
 
     def colormap(self) -> Any:
         """``DirectLabelColormap`` of the dock's Labels layer: class colours, others grey."""
-        from napari.utils.colormaps import DirectLabelColormap
-
-        colors: dict[int | None, Any] = {None: np.array([0.6, 0.6, 0.6, 1.0]), 0: np.zeros(4)}
-        for label, entry in self.entries.items():
-            colors[label] = np.asarray(entry.color, dtype=float)
-        return DirectLabelColormap(color_dict=colors)
+        return label_colormap({label: entry.color for label, entry in self.entries.items()})
 
     # ------------------------------------------------------------------ Points layers
     def set_grid(self, shape: tuple[int, ...], scale: tuple[float, ...]) -> None:
@@ -378,6 +388,9 @@ class ClassesPanel(QWidget):
     def add_click_point(self, label: int, z: float, y: float, x: float, positive: bool = True) -> None:
         """Add a click as if the user clicked (used by tests and scripting)."""
         layer = self.points_layer(label)
+        if layer is None:
+            known = ", ".join(f"{e.name} {k}" for k, e in sorted(self.entries.items())) or "none"
+            raise KeyError(f"no class with label {label} (classes: {known}): add_class it first")
         self._shift_down[label] = not positive
         layer.add(np.array([[z, y, x]], dtype=float))
 

@@ -10,17 +10,18 @@ image are dropped.
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QWidget
+from qtpy.QtWidgets import QApplication, QFileDialog, QWidget
 
 from napari_s2vnet.inference.state import Click
 from napari_s2vnet.widget import autosave
 from napari_s2vnet.widget.dock_persistence import DockPersistence
-from napari_s2vnet.widget.dock_ui import BUNDLED, FROM_FILE, DockUI
+from napari_s2vnet.widget.dock_ui import BUNDLED, FROM_FILE, DockUI, count_text
 from napari_s2vnet.widget.reader import META_KEY
 from napari_s2vnet.widget.worker import ModelInfo, ModelWorker, TaskResult
 
@@ -60,6 +61,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self._autosave_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2vnet-autosave")
         self._autosave_future: concurrent.futures.Future | None = None
         self._closed = False
+        self._view_fitted = False
 
         self._build_ui()
         self._connect_worker()
@@ -120,7 +122,8 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self.device_note.setText("Running on CPU: feature caching and propagation are slower than on a GPU." if cpu else "")
         self.device_note.setVisible(cpu)
         names = ", ".join(sorted(info.class_names.values())) or "none"
-        self._set_status(f"model {info.model_id} on {info.device}; classes: {names}")
+        self._set_status(f"model ready: {count_text(len(info.class_names), 'class', 'classes')} on {info.device}",
+                         f"model {info.model_id}\nclasses: {names}")
         if self.image_layer is not None:
             if self.token >= 0:  # a new model: the labels carry over, the old clicks are display only
                 self.restored_clicks, self.clicks = self.clicks + self.restored_clicks, []
@@ -391,10 +394,12 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self._flush_hand_edits()
         clicks, self.pending = list(self.pending), []
         run_propagation = self.live_check.isChecked() if propagate is None else propagate
-        self.worker.round(clicks, propagate=run_propagation)
+        # the progress bar and the status first: opening a bar can process Qt events, the task's
+        # results among them, which a later "running…" would then overwrite (and the bar stay open)
         if run_propagation:
             self._open_progress("propagate", self.image_layer.data.shape[0], "S2VNet: propagating")
         self._set_status(f"running {len(clicks)} click(s)…")
+        self.worker.round(clicks, propagate=run_propagation)
         return True
 
     def propagate(self) -> None:
@@ -402,8 +407,8 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         if self.pending:
             self.submit_round(propagate=True)
         elif self._ready():
-            self.worker.propagate()
             self._open_progress("propagate", self.image_layer.data.shape[0], "S2VNet: propagating")
+            self.worker.propagate()
 
     def auto_segment(self, classes: list[int] | None = None) -> None:
         """Automatic result (checked model classes, or all) as the new state that clicks refine."""
@@ -417,9 +422,9 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
                 self.classes.add_class(self.model_info.class_names[label], label, create_points=False)
         self._flush_hand_edits()
         self.pending.clear()
-        self.worker.auto(classes)
         self._open_progress("auto", self.image_layer.data.shape[0], "S2VNet: auto-segmenting")
         self._set_status("auto-segmenting…")
+        self.worker.auto(classes)
 
     def undo(self) -> None:
         """Undo the last round (pending, not yet run clicks are dropped first)."""
@@ -557,6 +562,68 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
     def _apply_colormap(self) -> None:
         if self.labels_layer is not None and self.labels_layer in self.viewer.layers:
             self.labels_layer.colormap = self.classes.colormap()
+
+    # ================================================================== scripting
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Return once the model is loaded and, when an image is selected, its session is open, so
+        that ``classes.add_class("liver")`` gets the model's id and clicks are taken.
+
+        Processes Qt events while it waits (call it from the main thread, e.g. a script or notebook).
+        Raises ``TimeoutError`` after ``timeout`` s and ``RuntimeError`` if the worker reports an error.
+        """
+        self._wait_for(lambda: self.model_info is not None and (self.image_layer is None or self.token >= 0),
+                       timeout, "the model to load")
+
+    def wait_idle(self, timeout: float = 600.0) -> None:
+        """Return once the worker has finished everything asked of it: the clicks made so far (their
+        round and propagation, with *live* on), Auto-segment, Undo/Redo, feature caching; the
+        layers then hold the results. Same rules as :meth:`wait_ready`."""
+        self.wait_ready(timeout)
+        self._wait_for(lambda: not self._round_timer.isActive() and self.worker.idle(), timeout, "the worker")
+
+    def _wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        error, deadline = self.last_error, time.monotonic() + timeout
+        while True:
+            QApplication.processEvents()  # the worker's results and errors arrive as queued signals
+            if self.last_error != error:
+                raise RuntimeError(f"S2VNet {self.last_error}")
+            if condition():
+                QApplication.processEvents()  # what the worker sent last, an error among it
+                if self.last_error != error:
+                    raise RuntimeError(f"S2VNet {self.last_error}")
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"S2VNet: waited {timeout:g} s for {what}")
+            time.sleep(0.01)
+
+    # ================================================================== view
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        """The first time the dock is shown, a view the user has not panned is re-fitted to the
+        narrower canvas once the layout settles: an image opened before the dock would otherwise
+        stay cropped left and right until Home."""
+        super().showEvent(event)
+        if not self._view_fitted:
+            self._view_fitted = True
+            if self._view_is_centred():
+                QTimer.singleShot(0, self._fit_view)
+
+    def _view_is_centred(self) -> bool:
+        """Whether the camera is centred where Home (``reset_view``) puts it, i.e. napari's own fit
+        when the image was added, made for a canvas that may since have changed size (zooming with
+        the mouse or panning moves the centre)."""
+        if not len(self.viewer.layers):
+            return False
+        camera = self.viewer.camera
+        zoom, center, angles = float(camera.zoom), tuple(camera.center), tuple(camera.angles)
+        self.viewer.reset_view()
+        fitted = np.asarray(camera.center, dtype=float)
+        camera.zoom, camera.center, camera.angles = zoom, center, angles
+        tol = 1e-3 * max(1.0, float(np.max(np.abs(fitted))))
+        return bool(np.allclose(center, fitted, atol=tol))
+
+    def _fit_view(self) -> None:
+        if not self._closed and len(self.viewer.layers):
+            self.viewer.reset_view()
 
     # ================================================================== teardown
     def cleanup(self) -> None:

@@ -15,6 +15,7 @@ from qtpy.QtWidgets import QFileDialog
 
 from napari_s2vnet.inference.state import Click
 from napari_s2vnet.widget import autosave
+from napari_s2vnet.widget.dock_ui import count_text
 from napari_s2vnet.widget.reader import META_KEY
 from napari_s2vnet.widget.writer import atomic_write_labels
 
@@ -54,7 +55,7 @@ class DockPersistence:
         self._found_autosave = autosave.find(self.sidecar, self.fingerprint)
         if self._found_autosave is not None:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self._found_autosave.saved_at))
-            self.restore_label.setText(f"Autosave of this image from {when} ({len(self._found_autosave.classes)} classes).")
+            self.restore_label.setText(f"Autosave of this image from {when} ({count_text(len(self._found_autosave.classes), 'class', 'classes')}).")
         self.restore_row.setVisible(self._found_autosave is not None)
 
     def _choose_autosave_root(self: Any) -> None:

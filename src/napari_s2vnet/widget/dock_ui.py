@@ -39,6 +39,11 @@ SHORTCUTS = {
 }
 
 
+def count_text(n: int, noun: str, plural: str | None = None) -> str:
+    """``count_text(1, "class", "classes")`` -> ``"1 class"``; ``count_text(3, "click")`` -> ``"3 clicks"``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def key_text(key: str) -> str:
     """``"Shift-G"`` -> ``"Shift+G"`` (as shown on buttons)."""
     return key.replace("-", "+")
@@ -171,8 +176,10 @@ class DockUI:
         layout.addLayout(status_row)
         layout.addStretch(1)
 
-    def _set_status(self: Any, text: str) -> None:
+    def _set_status(self: Any, text: str, details: str = "") -> None:
+        """One short line beside Stop; longer ``details`` go to its tooltip."""
         self.status.setText(text)
+        self.status.setToolTip(details)
 
     def _bind_keys(self: Any) -> None:
         actions = {

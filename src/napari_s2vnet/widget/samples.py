@@ -25,7 +25,16 @@ def _real_sample(kind: str) -> list[LayerData]:
     }
     ref[1]["opacity"] = 0.4
     ref[1]["visible"] = False
+    ref[1]["colormap"] = _dock_colormap(ref[0])
     return [image_layer, ref]
+
+
+def _dock_colormap(labels: np.ndarray) -> Any:
+    """The colours the dock gives these label ids (its default class colours), to compare by eye."""
+    from napari_s2vnet.widget.classes_panel import default_color, label_colormap
+
+    ids = np.unique(np.asarray(labels)).astype(int)
+    return label_colormap({int(i): default_color(int(i)) for i in ids if i > 0})
 
 
 def ct_sample() -> list[LayerData]:
@@ -59,6 +68,7 @@ def phantom_sample(seed: int = 0) -> list[LayerData]:
         "metadata": {META_KEY: label_meta},
         "opacity": 0.4,
         "visible": False,
+        "colormap": _dock_colormap(phantom.labels),
     }
     return [
         (phantom.image, image_kwargs, "image"),
