@@ -111,6 +111,19 @@ def box_mask(b: Box, shape_yx: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+def normalised(p: Prompt) -> Prompt:
+    """The same prompt with plain ``int`` / ``bool`` fields (a box with ordered corners), so that a
+    prompt given back (to remove or move it) compares equal to the one the session recorded."""
+    if isinstance(p, Box):
+        return Box(*(int(round(v)) for v in (p.z, p.y0, p.x0, p.y1, p.x1)), int(p.label)).ordered()
+    if isinstance(p, Scribble):
+        points = tuple((int(round(y)), int(round(x))) for y, x in p.points)
+        return Scribble(int(round(p.z)), points, int(p.label), bool(p.positive))
+    if isinstance(p, Click):
+        return Click(*(int(round(v)) for v in (p.z, p.y, p.x)), int(p.label), bool(p.positive))
+    raise InputError(f"not a prompt (a Click, Box or Scribble): {p!r}")
+
+
 def as_clicks(prompts: Iterable[Prompt], shape: tuple[int, int, int], inside=None) -> list[Click]:
     """Every prompt as clicks; ``inside(box) -> (y, x)`` chooses a box's positive click."""
     out: list[Click] = []
