@@ -97,7 +97,7 @@ def test_moving_a_click_and_removing_a_box(ct_session_factory, ct_crop):
 
 
 def test_slice_only_and_slice_range_limit_where_rounds_write(ct_session_factory, ct_crop):
-    """Slice only: a round writes its clicked slice and nothing else. A slice range: propagation stays
+    """Slice only: a round writes its clicked slice and nothing else (Propagate spreads it later). A slice range: propagation stays
     inside it (a click outside it writes only its own slice); labels outside it are kept."""
     _, gt, _ = ct_crop
     s = ct_session_factory()
@@ -106,6 +106,8 @@ def test_slice_only_and_slice_range_limit_where_rounds_write(ct_session_factory,
     s.add_click(z, y, x, LIVER)
     assert list(s.propagate()) == [] and _slices_with(s.labels(), LIVER) == {z}
     s.slice_only = False
+    assert len({zz for zz, _ in s.repropagate()}) > 10  # the Propagate button then spreads it
+    s.undo()
     s.undo()
     s.z_range = (z - 3, z + 2)
     _run(s, s.add_click(z, y, x, LIVER))

@@ -1,0 +1,160 @@
+"""Prompts in the dock against the scripted Session: box and scribble Shapes layers, deleting and
+moving prompts as a user does it, "this slice only" and the slice range."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from widget_fixtures import ScriptedPredictor, dock_factory, small_image, wait_idle, wait_until  # noqa: F401
+
+napari = pytest.importorskip("napari")
+
+pytestmark = pytest.mark.gui
+
+
+def _ready(qtbot, factory):
+    predictor = ScriptedPredictor()
+    viewer, dock = factory(predictor=predictor, image=small_image())
+    wait_until(qtbot, lambda: dock.features_ready, 20)
+    dock.classes.add_class("liver", select=True)
+    return viewer, dock, predictor.sessions[-1]
+
+
+def _present(labels, label):
+    return set(np.flatnonzero((labels == label).reshape(labels.shape[0], -1).any(1)).tolist())
+
+
+def _round(qtbot, dock, rounds_before):
+    wait_until(qtbot, lambda: dock.rounds > rounds_before)
+    wait_idle(qtbot, dock)
+
+
+def _rect(z, y0, x0, y1, x1):
+    """One rectangle's four corners on slice ``z``, as napari draws it in a 3-D Shapes layer."""
+    return np.array([[[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]]], float)
+
+
+def _press_delete(qtbot, viewer, layer):
+    """The user's Delete key on the canvas, with ``layer`` active (napari's key binding)."""
+    from qtpy.QtCore import Qt
+
+    viewer.layers.selection.active = layer
+    canvas = viewer.window._qt_viewer.canvas.native
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_Delete)
+    qtbot.wait(20)
+
+
+def test_box_and_scribble_layers_run_rounds_in_the_class_colour(qtbot, dock_factory):
+    from napari.utils.colormaps.standardize_color import transform_color
+
+    from napari_s2vnet.inference.prompts import Box, Scribble
+
+    viewer, dock, session = _ready(qtbot, dock_factory)
+    dock.set_prompt_tool("box")
+    shapes = viewer.layers["S2VNet: liver shapes"]
+    assert viewer.layers.selection.active is shapes and shapes.mode == "add_rectangle"
+    shapes.add_rectangles(_rect(10, 12, 10, 28, 30))  # a drawn rectangle
+    _round(qtbot, dock, 0)
+    assert session.prompts() == [Box(10, 12, 10, 28, 30, 5)] and dock.prompts == session.prompts()
+    assert dock.labels_layer.data[10, 20, 20] == 5 and {9, 11} <= _present(dock.labels_layer.data, 5)
+    color = dock.labels_layer.colormap.map(5)
+    np.testing.assert_allclose(transform_color(shapes.edge_color[0])[0], color, atol=1e-2)
+    assert len(viewer.layers["S2VNet: liver"].data) == 0  # a box is a shape, not five points
+
+    dock.set_prompt_tool("scribble")
+    assert shapes.mode == "add_path"
+    dock.negative_toggle.setChecked(True)  # a negative stroke
+    shapes.add_paths(np.array([[[10, 18, 18], [10, 22, 22]]], float))
+    _round(qtbot, dock, 1)
+    assert session.prompts()[-1] == Scribble(10, ((18, 18), (22, 22)), 5, False)
+    assert dock.labels_layer.data[10, 20, 20] == 0  # the negative stroke took the box's centre out
+    dark = transform_color(shapes.edge_color[1])[0]
+    assert dark[:3].sum() < 0.6 * color[:3].sum()  # drawn darker than the positive box
+    dock.set_prompt_tool("click")
+    assert viewer.layers.selection.active is viewer.layers["S2VNet: liver"]
+
+
+def test_deleting_a_point_recomputes_its_class_as_an_undoable_round(qtbot, dock_factory):
+    from napari_s2vnet.inference.state import Click
+
+    viewer, dock, session = _ready(qtbot, dock_factory)
+    dock.classes.add_click_point(5, 4, 20, 20)
+    _round(qtbot, dock, 0)
+    dock.classes.add_click_point(5, 18, 24, 22)
+    _round(qtbot, dock, 1)
+    both = dock.labels_layer.data.copy()
+    assert {4, 18} <= _present(both, 5)
+    points = viewer.layers["S2VNet: liver"]
+    points.mode = "select"  # the user picks the second point and presses Delete
+    points.selected_data = {1}
+    _press_delete(qtbot, viewer, points)
+    assert len(points.data) == 1
+    _round(qtbot, dock, 2)
+    assert session.clicks() == [Click(4, 20, 20, 5)] and dock.prompts == [Click(4, 20, 20, 5)]
+    present = _present(dock.labels_layer.data, 5)
+    assert 4 in present and 18 not in present  # recomputed from the click that is left
+    np.testing.assert_array_equal(dock.labels_layer.data, session.labels())
+    dock.undo()
+    _round(qtbot, dock, 3)
+    np.testing.assert_array_equal(dock.labels_layer.data, both)
+    assert len(points.data) == 2  # the deleted point is back with its effect
+
+    points.selected_data = set(range(2))  # both points gone: nothing of the class is left
+    _press_delete(qtbot, viewer, points)
+    _round(qtbot, dock, 4)
+    assert not (dock.labels_layer.data == 5).any() and session.clicks() == []
+
+
+def test_moving_a_point_or_deleting_a_box_recomputes_the_class(qtbot, dock_factory):
+    from napari_s2vnet.inference.state import Click
+
+    viewer, dock, session = _ready(qtbot, dock_factory)
+    dock.classes.add_click_point(5, 8, 20, 20)
+    _round(qtbot, dock, 0)
+    points = viewer.layers["S2VNet: liver"]
+    moved = points.data.copy()
+    moved[0, 1:] = (30, 28)
+    points.data = moved  # what a drag with the select tool ends with (napari's "changed" event)
+    _round(qtbot, dock, 1)
+    assert session.clicks() == [Click(8, 30, 28, 5)]
+    assert dock.labels_layer.data[8, 30, 28] == 5 and dock.labels_layer.data[8, 20, 20] == 0
+
+    dock.set_prompt_tool("box")
+    shapes = viewer.layers["S2VNet: liver shapes"]
+    shapes.add_rectangles(_rect(16, 5, 5, 15, 15))
+    _round(qtbot, dock, 2)
+    assert dock.labels_layer.data[16, 10, 10] == 5  # the box's centre
+    shapes.mode = "select"
+    shapes.selected_data = {0}
+    _press_delete(qtbot, viewer, shapes)
+    _round(qtbot, dock, 3)
+    assert dock.labels_layer.data[16, 10, 10] == 0 and dock.labels_layer.data[8, 30, 28] == 5
+    assert session.prompts() == [Click(8, 30, 28, 5)] and len(shapes.data) == 0
+
+
+def test_this_slice_only_and_the_slice_range(qtbot, dock_factory):
+    from qtpy.QtCore import Qt
+
+    viewer, dock, session = _ready(qtbot, dock_factory)
+    dock.slice_only_check.setChecked(True)
+    dock.classes.add_click_point(5, 10, 20, 20)
+    _round(qtbot, dock, 0)
+    assert _present(dock.labels_layer.data, 5) == {10} and session.slice_only
+    dock.slice_only_check.setChecked(False)
+    dock.range_check.setChecked(True)
+    first, last = dock.range_spins
+    first.setValue(12)
+    last.setValue(14)
+    dock.classes.add_click_point(5, 13, 30, 20)
+    _round(qtbot, dock, 1)
+    assert session.z_range == (12, 14) and not session.slice_only
+    assert _present(dock.labels_layer.data, 5) == {10, 12, 13, 14}
+    dock.go_to_slice(20)
+    qtbot.mouseClick(dock.range_here[1], Qt.MouseButton.LeftButton)  # "here": the slice on screen
+    wait_idle(qtbot, dock)
+    assert last.value() == 20 and session.z_range == (12, 20)
+    dock.range_check.setChecked(False)
+    wait_idle(qtbot, dock)
+    assert session.z_range is None
