@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from widget_fixtures import ScriptedPredictor, dock_factory, small_image, wait_idle, wait_until  # noqa: F401
+from widget_fixtures import dock_factory, ready_dock, wait_idle, wait_until  # noqa: F401
 
 napari = pytest.importorskip("napari")
 
@@ -14,11 +14,9 @@ pytestmark = pytest.mark.gui
 
 
 def _ready(qtbot, factory):
-    predictor = ScriptedPredictor()
-    viewer, dock = factory(predictor=predictor, image=small_image())
-    wait_until(qtbot, lambda: dock.features_ready, 20)
+    viewer, dock, session = ready_dock(qtbot, factory)
     dock.classes.add_class("liver", select=True)
-    return viewer, dock, predictor.sessions[-1]
+    return viewer, dock, session
 
 
 def _present(labels, label):

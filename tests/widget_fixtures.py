@@ -46,6 +46,14 @@ def wait_idle(qtbot: Any, dock: Any, timeout: float = 60.0) -> None:
     qtbot.wait(50)
 
 
+def ready_dock(qtbot: Any, factory: Callable, predictor: Any = None, image: np.ndarray | None = None):
+    """A dock on ``image`` (default :func:`small_image`) with features cached: ``(viewer, dock, session)``."""
+    predictor = predictor or ScriptedPredictor()
+    viewer, dock = factory(predictor=predictor, image=small_image() if image is None else image)
+    wait_until(qtbot, lambda: dock.features_ready, 20)
+    return viewer, dock, predictor.sessions[-1]
+
+
 class ScriptedSession:
     """Deterministic stand-in for ``napari_s2vnet.inference.Session`` (same public API)."""
 
