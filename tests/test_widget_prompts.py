@@ -28,9 +28,34 @@ def _round(qtbot, dock, rounds_before):
     wait_idle(qtbot, dock)
 
 
-def _rect(z, y0, x0, y1, x1):
-    """One rectangle's four corners on slice ``z``, as napari draws it in a 3-D Shapes layer."""
-    return np.array([[[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]]], float)
+def _mouse(layer, kind, zyx, drag=False):
+    """A mouse event on ``layer`` at voxel ``zyx`` through napari's own mouse callbacks (screen
+    position: 10 px per voxel, which the freehand path tool needs to add vertices)."""
+    from napari.utils._test_utils import read_only_mouse_event
+    from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+
+    event = read_only_mouse_event(type=f"mouse_{kind}", position=layer.data_to_world(zyx), is_dragging=drag,
+                                  pos=np.array(zyx[1:], float) * 10, dims_displayed=[1, 2])
+    {"press": mouse_press_callbacks, "move": mouse_move_callbacks, "release": mouse_release_callbacks}[kind](layer, event)
+
+
+def _drag(layer, start, end):
+    """Press at ``start``, drag to ``end``, release (a rectangle drawn, or a selected point/shape moved)."""
+    _mouse(layer, "press", start)
+    middle = tuple((a + b) / 2 for a, b in zip(start, end))
+    _mouse(layer, "move", middle, drag=True)
+    _mouse(layer, "move", end, drag=True)
+    _mouse(layer, "release", end)
+
+
+def _freehand(layer, points):
+    """The path tool: click at the first point, move through the others, click at the last."""
+    _mouse(layer, "press", points[0])
+    _mouse(layer, "release", points[0])
+    for p in points[1:]:
+        _mouse(layer, "move", p)
+    _mouse(layer, "press", points[-1])
+    _mouse(layer, "release", points[-1])
 
 
 def _press_delete(qtbot, viewer, layer):
@@ -53,7 +78,8 @@ def test_box_and_scribble_layers_run_rounds_in_the_class_colour(qtbot, dock_fact
     dock.set_prompt_tool("box")
     shapes = viewer.layers["S2VNet: liver shapes"]
     assert viewer.layers.selection.active is shapes and shapes.mode == "add_rectangle"
-    shapes.add_rectangles(_rect(10, 12, 10, 28, 30))  # a drawn rectangle
+    viewer.dims.set_point(0, 10.0)
+    _drag(shapes, (10, 12, 10), (10, 28, 30))  # the user draws a rectangle on slice 10
     _round(qtbot, dock, 0)
     assert session.prompts() == [Box(10, 12, 10, 28, 30, 5)] and dock.prompts == session.prompts()
     assert dock.labels_layer.data[10, 20, 20] == 5 and {9, 11} <= _present(dock.labels_layer.data, 5)
@@ -63,10 +89,13 @@ def test_box_and_scribble_layers_run_rounds_in_the_class_colour(qtbot, dock_fact
 
     dock.set_prompt_tool("scribble")
     assert shapes.mode == "add_path"
-    dock.negative_toggle.setChecked(True)  # a negative stroke
-    shapes.add_paths(np.array([[[10, 18, 18], [10, 22, 22]]], float))
+    _mouse(shapes, "press", (10, 5, 5))  # a path given up at once (no vertex): not a prompt
+    _mouse(shapes, "press", (10, 5, 5))
+    assert dock.pending == [] and len(shapes.data) == 1
+    dock.negative_toggle.setChecked(True)  # a negative stroke, drawn freehand
+    _freehand(shapes, [(10, 18, 18), (10, 20, 20), (10, 22, 22)])
     _round(qtbot, dock, 1)
-    assert session.prompts()[-1] == Scribble(10, ((18, 18), (22, 22)), 5, False)
+    assert session.prompts()[-1] == Scribble(10, ((18, 18), (20, 20), (22, 22)), 5, False)
     assert dock.labels_layer.data[10, 20, 20] == 0  # the negative stroke took the box's centre out
     dark = transform_color(shapes.edge_color[1])[0]
     assert dark[:3].sum() < 0.6 * color[:3].sum()  # drawn darker than the positive box
@@ -112,16 +141,17 @@ def test_moving_a_point_or_deleting_a_box_recomputes_the_class(qtbot, dock_facto
     dock.classes.add_click_point(5, 8, 20, 20)
     _round(qtbot, dock, 0)
     points = viewer.layers["S2VNet: liver"]
-    moved = points.data.copy()
-    moved[0, 1:] = (30, 28)
-    points.data = moved  # what a drag with the select tool ends with (napari's "changed" event)
+    viewer.dims.set_point(0, 8.0)  # on its slice, the user drags the point
+    points.mode = "select"
+    _drag(points, (8, 20, 20), (8, 30, 28))
     _round(qtbot, dock, 1)
     assert session.clicks() == [Click(8, 30, 28, 5)]
     assert dock.labels_layer.data[8, 30, 28] == 5 and dock.labels_layer.data[8, 20, 20] == 0
 
     dock.set_prompt_tool("box")
     shapes = viewer.layers["S2VNet: liver shapes"]
-    shapes.add_rectangles(_rect(16, 5, 5, 15, 15))
+    viewer.dims.set_point(0, 16.0)
+    _drag(shapes, (16, 5, 5), (16, 15, 15))
     _round(qtbot, dock, 2)
     assert dock.labels_layer.data[16, 10, 10] == 5  # the box's centre
     shapes.mode = "select"

@@ -42,6 +42,7 @@ class PromptShapes(QObject):
         self.classes = classes
         self.negative_mode = False
         self._layers: dict[int, Any] = {}
+        self._counts: dict[int, int] = {}  # shapes in each layer after the last event handled
         self._syncing = False
 
     # ------------------------------------------------------------------ layers
@@ -107,8 +108,12 @@ class PromptShapes(QObject):
         layer = self._layers.get(label)
         if layer is None:
             return
+        n, before = len(layer.data), self._counts.get(label, 0)
+        self._counts[label] = n
         if action.endswith("added"):
-            i = len(layer.data) - 1
+            if n <= before:  # napari reports a path given up on (too few vertices) as added too
+                return
+            i = n - 1
             kind = layer.shape_type[i]
             positive = kind == "rectangle" or not self.negative_mode
             features = layer.features.copy()
@@ -126,6 +131,7 @@ class PromptShapes(QObject):
                     layer.remove_selected()
                 finally:
                     self._syncing = False
+                self._counts[label] = len(layer.data)
                 self.refused.emit(f"a {kind} is not a prompt: draw a rectangle (box) or a path (scribble)")
                 return
             self._style(layer)
@@ -183,6 +189,7 @@ class PromptShapes(QObject):
                 layer.features = {"positive": np.array([getattr(p, "positive", True) for p in items], dtype=bool)}
             finally:
                 self._syncing = False
+            self._counts[label] = len(layer.data)
             self._style(layer)
 
     def all_layers(self) -> dict[int, Any]:
