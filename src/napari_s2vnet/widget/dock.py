@@ -373,10 +373,10 @@ class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
         clicks, self.pending = list(self.pending), []
         run_propagation = self.live_check.isChecked() if propagate is None else propagate
         self._in_flight.append((clicks, []))
+        self._set_status(f"running {len(clicks)} prompt(s)…")  # first: a fast round may be done during the next lines
         self.worker.round(clicks, propagate=run_propagation)
         if run_propagation:
             self._open_progress("propagate", self.image_layer.data.shape[0], "S2VNet: propagating")
-        self._set_status(f"running {len(clicks)} click(s)…")
         return True
 
     def propagate(self) -> None:

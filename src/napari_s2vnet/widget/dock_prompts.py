@@ -123,10 +123,10 @@ class DockPrompts:
         self._flush_hand_edits()
         self._in_flight.append((added, removed))
         propagate = self.live_check.isChecked()
+        self._set_status(f"recomputing the class from its remaining prompts ({len(removed)} removed, {len(added)} added)…")
         self.worker.edit_prompts(removed, added, propagate=propagate)
         if propagate:
             self._open_progress("propagate", self.image_layer.data.shape[0], "S2VNet: propagating")
-        self._set_status(f"recomputing the class from its remaining prompts ({len(removed)} removed, {len(added)} added)…")
 
     def _task_prompts_done(self: Any, kind: str) -> None:
         """A round or an edit is done: it is no longer in flight (tasks finish in the order they were sent)."""

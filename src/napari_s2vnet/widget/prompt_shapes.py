@@ -83,7 +83,7 @@ class PromptShapes(QObject):
                 self._style(layer)
 
     def _width(self, positive: bool) -> float:
-        return max(1.0, self.classes.point_size / (4.0 if positive else 8.0))
+        return max(1.0, self.classes.point_size / (2.0 if positive else 4.0))
 
     def _style(self, layer: Any) -> None:
         """Edge colour and width of every shape from its sign (positive: the class colour)."""
