@@ -92,6 +92,10 @@ def test_box_and_scribble_layers_run_rounds_in_the_class_colour(qtbot, dock_fact
     _mouse(shapes, "press", (10, 5, 5))  # a path given up at once (no vertex): not a prompt
     _mouse(shapes, "press", (10, 5, 5))
     assert dock.pending == [] and len(shapes.data) == 1
+    shapes.mode = "add_ellipse"  # an ellipse is not a prompt: taken out again, and said so
+    _drag(shapes, (10, 30, 5), (10, 40, 15))
+    assert dock.pending == [] and len(shapes.data) == 1 and "not a prompt" in dock.status.text()
+    dock.set_prompt_tool("scribble")
     dock.negative_toggle.setChecked(True)  # a negative stroke, drawn freehand
     _freehand(shapes, [(10, 18, 18), (10, 20, 20), (10, 22, 22)])
     _round(qtbot, dock, 1)

@@ -132,7 +132,9 @@ class PromptShapes(QObject):
                 finally:
                     self._syncing = False
                 self._counts[label] = len(layer.data)
-                self.refused.emit(f"a {kind} is not a prompt: draw a rectangle (box) or a path (scribble)")
+                self.refused.emit(f"a {kind} is not a prompt: draw a rectangle (box) or a path (scribble)"
+                                  if kind not in ("rectangle", "path") else
+                                  f"that {kind} is outside the image or has no area inside it: draw it again")
                 return
             self._style(layer)
             self.shape_added.emit(prompt)
