@@ -28,7 +28,6 @@ import torch
 
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.prompts import Box, Prompt, normalised
-from napari_s2vnet.inference.state import ClickRecord
 
 
 class PromptEdits:
@@ -69,11 +68,7 @@ class PromptEdits:
         gone_ids = {id(r) for r in gone}
         rnd.clicks_removed.extend(gone)
         self._clicks = [r for r in self._clicks if id(r) not in gone_ids]
-        view = self._view(False)
-        for c, source in zip(clicks, sources):
-            record = ClickRecord(c, rnd.index, view.click_feats(self.model, c, self.device), None if source is c else source)
-            rnd.clicks_added.append(record)
-            self._clicks.append(record)
+        self._record(rnd, clicks, sources)
         for label in labels:  # 1. the class's voxels go (locked ones stay)
             for z in np.flatnonzero((self._labels == label).reshape(self.shape[0], -1).any(1)):
                 self._paint(int(z), {label: None})

@@ -27,6 +27,9 @@ How a round of clicks becomes labels:
   is kept; the correction stops at the first slice where it changes nothing. A round with both
   signs, a class's first round and ``propagate(start)`` rewrite freely (docs/method.md says why).
 * Newest wins where classes overlap, except voxels of ``locked`` labels, which are never written.
+* Boxes and scribbles become clicks that remember their prompt (``prompts.py``); removing or moving
+  prompts recomputes their classes from what is left (``edits.py``). ``slice_only`` and ``z_range``
+  narrow where new rounds write (``PassRunner._region``).
 * **Zoom for small objects** (as nnInteractive's auto-zoom): when a class's first pass finds a small
   object on the clicked slice (under ``SMALL_MM2``) and the image is fine enough, the class is
   decoded from then on at ``config.zoom_mm`` in-plane (models trained with ``--fine-mm``) instead of the model's spacing (a second view of the
@@ -315,12 +318,7 @@ class Session(PromptEdits, PassRunner):
             if not has_positive and c.label not in known:
                 raise InputError(f"negative click {(c.z, c.y, c.x)} for label {c.label}, which has no positive click yet")
         rnd = self._new_round("clicks")
-        view = self._view(False)
-        for c, source in zip(clicks, sources):
-            record = ClickRecord(c, rnd.index, view.click_feats(self.model, c, self.device),
-                                 None if source is c else source)
-            rnd.clicks_added.append(record)
-            self._clicks.append(record)
+        self._record(rnd, clicks, sources)
         unfinished, self._pending = self._pending, []
         out: dict[int, np.ndarray] = {}
         effects = {label: _effect(clicks, label, self._has_voxels(label, next(c.z for c in clicks if c.label == label)))
@@ -334,6 +332,14 @@ class Session(PromptEdits, PassRunner):
             if labels:
                 self._start_pass(p.start, labels, p.effects)
         return out
+
+    def _record(self, rnd: Round, clicks: list[Click], sources: list[Prompt]) -> None:
+        """Put the clicks in effect as part of round ``rnd`` (features sampled now), with their prompts."""
+        view = self._view(False)
+        for c, source in zip(clicks, sources):
+            record = ClickRecord(c, rnd.index, view.click_feats(self.model, c, self.device), None if source is c else source)
+            rnd.clicks_added.append(record)
+            self._clicks.append(record)
 
     def _has_voxels(self, label: int, near: int, chunk: int = 8) -> bool:
         """Whether ``label`` is anywhere in the labels, searched outward from slice ``near`` in chunks
