@@ -10,14 +10,9 @@ waits for the round and its propagation, and saves a whole-window screenshot
 
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
-from usage_screenshots import _deep_point, _wait
+from usage_screenshots import _deep_point, _wait, open_ct
 
 
 def _stroke(mask: np.ndarray, y: int, x: int, margin: int = 3) -> list[tuple[int, int]]:
@@ -34,28 +29,8 @@ def _stroke(mask: np.ndarray, y: int, x: int, margin: int = 3) -> list[tuple[int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="docs/images")
-    args = parser.parse_args()
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix="s2vnet-shots-")
-    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
-        os.environ[var] = os.path.join(scratch, var.lower())
-
-    import napari
-    from qtpy.QtWidgets import QApplication
-
-    viewer = napari.Viewer(show=True, title="napari-s2vnet")
-    viewer.window._qt_window.resize(1600, 1000)
-    app = QApplication.instance()
-    viewer.open_sample("napari-s2vnet", "ct")
-    _, dock = viewer.window.add_plugin_dock_widget("napari-s2vnet", "S2VNet segmentation")
-    image = viewer.layers["abdomen CT"]
-    reference = np.asarray(viewer.layers["abdomen CT reference labels"].data)
+    out, app, viewer, dock, image, reference = open_ct(__doc__.splitlines()[0])
     viewer.layers["abdomen CT reference labels"].visible = False
-    if not _wait(app, lambda: dock.model_info is not None and dock.token >= 0, 120):
-        raise SystemExit(f"model did not load: {dock.status.text()}")
     liver, spleen = 5, 1
     z = int(np.argmax(((reference == spleen).sum((1, 2)) > 0) * (reference == liver).sum((1, 2))))
     viewer.dims.set_point(0, z * image.scale[0])
