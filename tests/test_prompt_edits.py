@@ -118,3 +118,26 @@ def test_slice_only_and_slice_range_limit_where_rounds_write(ct_session_factory,
     assert _slices_with(s.labels(), COLON) == {zc}
     with pytest.raises(InputError, match="slice range"):
         s.z_range = (z + 2, z - 3)
+
+
+def test_restore_puts_boxes_and_scribbles_back_as_prompts(ct_session_factory, ct_crop):
+    """An autosave's prompts (clicks, a box, a scribble) restored on a new session: the same prompts
+    and the same clicks (the box's clicks found again), the labels as saved, and a box still removes
+    as one prompt."""
+    from napari_s2vnet.inference.prompts import Scribble, prompt_from_dict, prompt_to_dict
+
+    _, gt, _ = ct_crop
+    s = ct_session_factory()
+    z, y, x = _click_on(gt, SPLEEN)
+    zl = _click_on(gt, LIVER)[0]
+    ys, xs = np.nonzero(gt[zl] == LIVER)
+    box = Box(zl, int(ys.min()), int(xs.min()), int(ys.max()), int(xs.max()), LIVER)
+    _run(s, s.add_prompts([box, Scribble(z, ((y - 2, x - 2), (y + 2, x + 2)), SPLEEN), Click(z, y + 3, x, SPLEEN)]))
+    saved = [prompt_from_dict(prompt_to_dict(p)) for p in s.prompts()]  # through the autosave's JSON data
+    assert saved == s.prompts()
+    r = ct_session_factory()
+    r.restore(s.labels().copy(), saved)
+    assert r.prompts() == s.prompts() and r.clicks() == s.clicks()
+    np.testing.assert_array_equal(r.labels(), s.labels())
+    _run(r, r.remove_prompt(box))
+    assert not (r.labels() == LIVER).any() and len(r.clicks()) == len(s.clicks()) - 5

@@ -190,3 +190,43 @@ def test_this_slice_only_and_the_slice_range(qtbot, dock_factory):
     dock.range_check.setChecked(False)
     wait_idle(qtbot, dock)
     assert session.z_range is None
+
+
+def test_boxes_and_scribbles_survive_autosave_and_restore(qtbot, dock_factory, tmp_path):
+    """The autosave keeps a box and a scribble as prompts: restored, they are shapes again and the
+    session holds them as prompts (deleting the box still removes it as one prompt)."""
+    from napari_s2vnet.inference.prompts import Box, Scribble
+    from napari_s2vnet.inference.state import Click
+
+    viewer, dock, session = _ready(qtbot, dock_factory)
+    dock.set_autosave_root(str(tmp_path))
+    dock.live_check.setChecked(False)
+    viewer.dims.set_point(0, 10.0)
+    dock.set_prompt_tool("box")
+    shapes = viewer.layers["S2VNet: liver shapes"]
+    _drag(shapes, (10, 12, 10), (10, 28, 30))
+    dock.set_prompt_tool("scribble")
+    _freehand(shapes, [(10, 30, 5), (10, 34, 9), (10, 38, 13)])
+    dock.classes.add_click_point(5, 16, 40, 30)
+    dock.propagate()
+    _round(qtbot, dock, 0)
+    dock.autosave_wait()
+    saved = session.prompts()
+    assert [type(p) for p in saved] == [Box, Scribble, Click]
+
+    viewer2, dock2 = dock_factory(predictor=type(dock.worker.predictor)(), image=np.asarray(dock.image_layer.data))
+    wait_until(qtbot, lambda: dock2.features_ready, 20)
+    dock2.set_autosave_root(str(tmp_path))
+    assert dock2.restore_autosave()
+    wait_idle(qtbot, dock2)
+    restored = dock2.worker.session
+    assert restored.prompts() == saved and dock2.prompts == saved and dock2.restored_clicks == []
+    shapes2 = viewer2.layers["S2VNet: liver shapes"]
+    assert list(shapes2.shape_type) == ["rectangle", "path"] and len(viewer2.layers["S2VNet: liver"].data) == 1
+    viewer2.dims.set_point(0, 10.0)
+    shapes2.mode = "select"
+    shapes2.selected_data = {0}
+    before = dock2.rounds
+    _press_delete(qtbot, viewer2, shapes2)
+    _round(qtbot, dock2, before)
+    assert restored.prompts() == saved[1:]

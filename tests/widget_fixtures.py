@@ -272,7 +272,7 @@ class ScriptedSession:
 
     def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Click], rounds=None) -> None:
         self.set_labels(labels_zyx)
-        self._clicks.extend((c, c) for c in clicks)
+        self._clicks.extend(self._expand(clicks))
 
 
 class ScriptedPredictor:

@@ -124,6 +124,28 @@ def normalised(p: Prompt) -> Prompt:
     raise InputError(f"not a prompt (a Click, Box or Scribble): {p!r}")
 
 
+def prompt_to_dict(p: Prompt) -> dict:
+    """Plain JSON data of a prompt (autosave): a click's ``to_dict``, ``{"box": [z, y0, x0, y1, x1],
+    "label"}`` or ``{"scribble": {"z", "points": [[y, x], ...]}, "label", "positive"}``."""
+    p = normalised(p)
+    if isinstance(p, Box):
+        return {"box": [p.z, p.y0, p.x0, p.y1, p.x1], "label": p.label}
+    if isinstance(p, Scribble):
+        return {"scribble": {"z": p.z, "points": [list(v) for v in p.points]}, "label": p.label, "positive": p.positive}
+    return p.to_dict()
+
+
+def prompt_from_dict(d: dict) -> Prompt:
+    """The prompt of :func:`prompt_to_dict` data (a click's dict as ``Click.from_dict``)."""
+    if "box" in d:
+        return Box(*(int(v) for v in d["box"]), int(d["label"])).ordered()
+    if "scribble" in d:
+        s = d["scribble"]
+        return Scribble(int(s["z"]), tuple((int(y), int(x)) for y, x in s["points"]), int(d["label"]),
+                        bool(d.get("positive", True)))
+    return Click.from_dict(d)
+
+
 def as_clicks(prompts: Iterable[Prompt], shape: tuple[int, int, int], inside=None) -> list[Click]:
     """Every prompt as clicks; ``inside(box) -> (y, x)`` chooses a box's positive click."""
     out: list[Click] = []

@@ -441,18 +441,20 @@ class Session(PromptEdits, PassRunner):
         return {z: self._labels[z].copy() for z in sorted(rnd.changes)}
 
     @torch.inference_mode()
-    def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Click], rounds: Iterable[int] | None = None) -> None:
-        """Put saved work back (e.g. an autosave) as one round: labels as they were, clicks in effect.
+    def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Prompt], rounds: Iterable[int] | None = None) -> None:
+        """Put saved work back (e.g. an autosave) as one round: labels as they were, prompts in effect.
 
-        The clicks' features are sampled again on this image; nothing is decoded or propagated.
+        ``clicks``: clicks, boxes and scribbles (``rounds``: one per item). Their clicks' features are
+        sampled again on this image (a box's clicks found again); nothing is decoded or propagated.
         """
-        clicks = [self._check(c) for c in clicks]
-        rounds = list(rounds) if rounds is not None else [0] * len(clicks)
+        items = list(clicks)
+        rounds = [int(r) for r in rounds] if rounds is not None else [0] * len(items)
+        expanded = [(c, s, r) for p, r in zip(items, rounds) for c, s in zip(*self._expand([p]))]
         self.set_labels(labels_zyx)  # closes an "edit" round; the clicks join it
         rnd = self._undo[-1]
         view = self._view(False)
-        for c, r in zip(clicks, rounds):
-            record = ClickRecord(c, int(r), view.click_feats(self.model, c, self.device))
+        for c, source, r in expanded:
+            record = ClickRecord(c, r, view.click_feats(self.model, c, self.device), None if source is c else source)
             rnd.clicks_added.append(record)
             self._clicks.append(record)
         self._round_counter = max([self._round_counter, *rounds])

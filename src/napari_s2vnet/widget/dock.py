@@ -41,7 +41,7 @@ class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
         self.labels_layer: Any = None
         self.token = -1
         self.pending: list[Prompt] = []  # clicks, boxes and scribbles not yet sent to the worker
-        self.restored_clicks: list[Click] = []  # autosaved clicks shown, not yet in effect
+        self.restored_clicks: list[Prompt] = []  # autosaved prompts shown, not yet in effect
         self.clicks: list[Click] = []  # clicks in effect in the session
         self.prompts: list[Prompt] = []  # prompts in effect in the session (a box: one prompt)
         self._in_flight: list[tuple[list[Prompt], list[Prompt]]] = []  # sent, not done: (added, removed)
@@ -125,7 +125,7 @@ class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
         self._set_status(f"model {info.model_id} on {info.device}; classes: {names}")
         if self.image_layer is not None:
             if self.token >= 0:  # a new model: the labels carry over, the old clicks are display only
-                self.restored_clicks, self.clicks = self.clicks + self.restored_clicks, []
+                self.restored_clicks, self.clicks, self.prompts = self.prompts + self.restored_clicks, [], []
             self._start_session(keep_labels=True)
 
     def _on_worker_error(self, context: str, message: str) -> None:

@@ -136,7 +136,8 @@ class DockPrompts:
     def _show_prompts(self: Any) -> None:
         """Show the prompts in effect, in flight and pending (and autosaved clicks not yet restored)."""
         prompts = self._known_prompts() + list(self.pending)
-        self.classes.set_clicks([p for p in prompts if isinstance(p, Click)] + list(self.restored_clicks))
+        prompts += list(self.restored_clicks)
+        self.classes.set_clicks([p for p in prompts if isinstance(p, Click)])
         self.shapes.set_prompts(prompts)
 
     # ------------------------------------------------------------------ limits

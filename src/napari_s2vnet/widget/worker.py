@@ -142,7 +142,7 @@ class ModelWorker(QObject):
         """Import hand edits (a copy) as a round; ``locked``: labels the model must not overwrite."""
         return self._submit("set_labels", self._do_set_labels, labels, locked)
 
-    def restore(self, labels: np.ndarray, clicks: list[Click], locked: set[int] | None = None) -> int:
+    def restore(self, labels: np.ndarray, clicks: list[Prompt], locked: set[int] | None = None) -> int:
         return self._submit("restore", self._do_restore, labels, list(clicks), locked)
 
     def set_locked(self, labels: set[int] | list[int]) -> None:
@@ -373,7 +373,7 @@ class ModelWorker(QObject):
             self.session.locked = set(int(v) for v in locked)
         self._done(task)
 
-    def _do_restore(self, task: _Task, labels: np.ndarray, clicks: list[Click], locked) -> None:
+    def _do_restore(self, task: _Task, labels: np.ndarray, clicks: list[Prompt], locked) -> None:
         """An autosave back in effect: its labels, and its clicks (features sampled again)."""
         self.session.restore(np.asarray(labels, dtype=np.uint16), clicks)
         if locked is not None:
