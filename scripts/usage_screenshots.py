@@ -36,8 +36,10 @@ def _deep_point(reference: np.ndarray, label: int, z: int) -> tuple[int, int, in
     return z, int(y), int(x)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def open_ct(description: str):
+    """``--out`` parsed, a shown napari window with the real CT sample and the dock, the model loaded:
+    ``(out folder, app, viewer, dock, image layer, reference labels array)``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", default="docs/images")
     args = parser.parse_args()
     out = Path(args.out).resolve()
@@ -58,6 +60,11 @@ def main() -> None:
     image = viewer.layers["abdomen CT"]
     reference = np.asarray(viewer.layers["abdomen CT reference labels"].data)
     dock.wait_ready(120)
+    return out, app, viewer, dock, image, reference
+
+
+def main() -> None:
+    out, app, viewer, dock, image, reference = open_ct(__doc__.splitlines()[0])
     classes = {"liver": 5, "spleen": 1, "kidney_left": 3}
     z = int(np.argmax(np.prod([(reference == c).sum((1, 2)) > 0 for c in classes.values()], 0)
                       * (reference == 5).sum((1, 2))))

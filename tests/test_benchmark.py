@@ -77,11 +77,11 @@ def test_tiny_benchmark_writes_report(tmp_path):
     assert set(HEADLINE) <= set(saved)
     assert saved["speedup_vs_3d"] > 0 and saved["memory_ratio_vs_3d"] > 0
     assert saved["click_latency_ms_p95"] > 0 and saved["propagate_volume_s"] >= 0
-    assert set(saved["dice_interactive"]) == {"s2vnet", "s2vnet_no_propagation", "region_growing"}
+    assert set(saved["dice_interactive"]) == {"s2vnet", "s2vnet_box", "s2vnet_no_propagation", "region_growing"}
     assert set(saved["dice_interactive"]["s2vnet"]) == {"1", "2"}
     assert "dynunet" in saved["dice_auto"] and "s2vnet" in saved["dice_auto"]
     md = (tmp_path / "benchmark.md").read_text()
-    assert "Speed and memory" in md and "Dice after k simulated clicks" in md
+    assert "Speed and memory" in md and "Dice after k simulated clicks" in md and "box + clicks protocol" in md
     for png in ("speed.png", "latency.png", "interactive.png"):
         assert (tmp_path / png).stat().st_size > 0
 

@@ -252,3 +252,48 @@ def test_scribble_entry_segments_its_class_and_bad_strokes_exit_2(tmp_path, caps
     rc = main(["segment", str(sample_path("mr")), "-o", str(tmp_path / "o.nii.gz"), "--clicks", str(tmp_path / "b.json")])
     err = capsys.readouterr().err
     assert rc == 2 and "one axial slice" in err and "click #0" in err and len(err.strip().splitlines()) == 1
+
+
+def test_box_entry_segments_its_class_and_bad_boxes_exit_2(tmp_path, capsys):
+    """A box entry (two corners on one slice) stays a Box, segments its class inside the box on its
+    slice and propagates; each bad box gets one line naming the entry and exit 2."""
+    from napari_s2vnet.inference.click_file import parse_clicks
+    from napari_s2vnet.inference.prompts import Box
+
+    mr = read_volume(sample_path("mr"))
+    g = mr.geometry
+    lab = np.rint(read_volume(sample_path("mr_labels")).array).astype(int)
+    liver = np.argwhere(lab == 5)
+    internal = np.array([g.file_to_internal_index(v) for v in liver])
+    z = np.bincount(internal[:, 0]).argmax()
+    on_slice = liver[internal[:, 0] == z]
+    corners = [on_slice.min(0).tolist(), on_slice.max(0).tolist()]
+    entry = {"box": {"voxel": corners}, "label": "liver", "round": 1}
+    [(rnd, box)] = parse_clicks({"clicks": [entry]}, g, {5: "liver"})
+    assert rnd == 1 and isinstance(box, Box) and box.z == z and box.label == 5
+    (tmp_path / "b.json").write_text(json.dumps({"clicks": [dict(entry, label=42)]}))
+    out_path = tmp_path / "o.nii.gz"
+    assert main(["segment", str(sample_path("mr")), "-o", str(out_path), "--clicks", str(tmp_path / "b.json")]) == 0
+    out = np.asarray(nib.load(out_path).dataobj) == 42
+    inside = np.zeros_like(out)
+    lo, hi = np.array(corners).min(0), np.array(corners).max(0)
+    inside[tuple(slice(a, b + 1) for a, b in zip(lo, hi))] = True
+    on_box_slice = np.array([g.file_to_internal_index(v)[0] == z for v in np.argwhere(out)])
+    assert out.sum() > 1000 and (~on_box_slice).sum() > 0  # propagated beyond the box's slice
+    box_slice_voxels = np.argwhere(out)[on_box_slice]
+    assert all(inside[tuple(v)] for v in box_slice_voxels)  # on its slice: only inside the box
+    dice = 2 * (out & (lab == 5)).sum() / (out.sum() + (lab == 5).sum())
+    assert dice > 0.6
+    other = next(v for v in liver if g.file_to_internal_index(v)[0] != z).tolist()
+    bad = {
+        "a box over two slices": ({"box": {"voxel": [corners[0], other]}, "label": 5}, "one axial slice"),
+        "three corners": ({"box": {"voxel": corners + [corners[0]]}, "label": 5}, "two opposite corners"),
+        "a negative box": ({"box": {"voxel": corners}, "label": 5, "positive": False}, "always positive"),
+        "a box and a point": ({"box": {"voxel": corners}, "voxel": corners[0], "label": 5}, "not box and point"),
+        "a flat box": ({"box": {"voxel": [corners[0], corners[0]]}, "label": 5}, "not a line"),
+    }
+    for why, (item, message) in bad.items():
+        (tmp_path / "bad.json").write_text(json.dumps({"clicks": [{"voxel": corners[0], "label": 5}, item]}))
+        rc = main(["segment", str(sample_path("mr")), "-o", str(out_path), "--clicks", str(tmp_path / "bad.json")])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and "click #1" in err and len(err.strip().splitlines()) == 1, (why, err)

@@ -97,7 +97,7 @@ def test_cli_on_corrupted_files(tmp_path, capsys, valid_files, data, ext):
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 300) | st.floats(allow_nan=True) | st.text(max_size=6),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["world", "voxel", "label", "positive", "round", "x"]), inner, max_size=5),
+        st.sampled_from(["world", "voxel", "label", "positive", "round", "x", "box", "scribble"]), inner, max_size=5),
     max_leaves=12)
 
 

@@ -105,3 +105,43 @@ def test_input_warnings_become_one_napari_notification(qtbot, dock_factory):
     assert "constant" in dock.status.text()
     shown = [str(n.message) for n in notification_manager.records[before:] if "S2VNet" in str(n.message)]
     assert len(shown) == 1 and "constant" in shown[0]
+
+
+def test_scribble_then_delete_it_real_ct(qtbot, dock_factory):
+    """A scribble drawn in the spleen's Shapes layer segments the spleen with the real engine; deleting
+    it (select, Delete) removes the spleen again and leaves the liver as it was."""
+    from qtpy.QtCore import Qt
+
+    from napari_s2vnet.data.io import read_volume
+    from napari_s2vnet.data.samples import sample_path
+
+    volume, ref = read_volume(sample_path("ct"), "CT"), read_volume(sample_path("ct_labels"))
+    g = volume.geometry
+    image, ref = g.to_internal(volume.array), np.rint(g.to_internal(ref.array)).astype(int)
+    z = int(np.argmax(((ref == 5).sum((1, 2)) > 0) * (ref == 1).sum((1, 2))))
+    block = slice(max(0, z - 6), z + 6)
+    viewer, dock = dock_factory(image=image[block], scale=g.internal_spacing,
+                                metadata={"s2vnet": {"modality": "CT"}}, name="CT block")
+    wait_until(qtbot, lambda: dock.model_info is not None and dock.token >= 0, 60)
+    ref, zb = ref[block], z - block.start
+    dock.classes.add_class("liver", select=True)
+    dock.classes.add_click_point(5, *_click_point(ref, 5, zb))
+    wait_until(qtbot, lambda: dock.rounds >= 1, 240)
+    liver = dock.labels_layer.data == 5
+    dock.classes.add_class("spleen", select=True)
+    dock.set_prompt_tool("scribble")
+    shapes = viewer.layers["S2VNet: spleen shapes"]
+    _, y, x = _click_point(ref, 1, zb)
+    shapes.add_paths(np.array([[[zb, y - 2, x - 2], [zb, y + 2, x + 2]]], float))
+    wait_until(qtbot, lambda: dock.rounds >= 2, 240)
+    assert _dice(dock.labels_layer.data[zb] == 1, ref[zb] == 1) > 0.5
+    shapes.mode = "select"
+    shapes.selected_data = {0}
+    viewer.layers.selection.active = shapes
+    viewer.window._qt_viewer.canvas.native.setFocus()
+    qtbot.keyClick(viewer.window._qt_viewer.canvas.native, Qt.Key.Key_Delete)
+    wait_until(qtbot, lambda: dock.rounds >= 3 and dock.worker.idle(), 240)
+    qtbot.wait(50)
+    assert not (dock.labels_layer.data == 1).any()
+    np.testing.assert_array_equal(dock.labels_layer.data == 5, liver)
+    np.testing.assert_array_equal(dock.labels_layer.data, dock.worker.session.labels())

@@ -9,7 +9,7 @@ import inspect
 import numpy as np
 import pytest
 
-from widget_fixtures import ScriptedPredictor, ScriptedSession, dock_factory, small_image, wait_idle, wait_until  # noqa: F401
+from widget_fixtures import ScriptedPredictor, ScriptedSession, dock_factory, ready_dock, small_image, wait_idle, wait_until  # noqa: F401
 
 napari = pytest.importorskip("napari")
 
@@ -17,10 +17,7 @@ pytestmark = pytest.mark.gui
 
 
 def _ready(qtbot, factory):
-    predictor = ScriptedPredictor()
-    viewer, dock = factory(predictor=predictor, image=small_image())
-    wait_until(qtbot, lambda: dock.features_ready, 20)
-    return viewer, dock, predictor.sessions[-1]
+    return ready_dock(qtbot, factory)
 
 
 def _click(qtbot, dock, z, y=20, x=20, label=5):

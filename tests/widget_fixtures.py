@@ -24,6 +24,8 @@ for _var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
 os.environ.setdefault("XDG_RUNTIME_DIR", os.path.join(_tmp, "runtime"))
 os.makedirs(os.environ["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
 
+from napari_s2vnet.errors import InputError  # noqa: E402
+from napari_s2vnet.inference.prompts import Box, Scribble, normalised  # noqa: E402
 from napari_s2vnet.inference.state import Click  # noqa: E402
 from napari_s2vnet.model.weights import default_weights_path  # noqa: E402
 
@@ -44,6 +46,14 @@ def wait_idle(qtbot: Any, dock: Any, timeout: float = 60.0) -> None:
     qtbot.wait(50)
 
 
+def ready_dock(qtbot: Any, factory: Callable, predictor: Any = None, image: np.ndarray | None = None):
+    """A dock on ``image`` (default :func:`small_image`) with features cached: ``(viewer, dock, session)``."""
+    predictor = predictor or ScriptedPredictor()
+    viewer, dock = factory(predictor=predictor, image=small_image() if image is None else image)
+    wait_until(qtbot, lambda: dock.features_ready, 20)
+    return viewer, dock, predictor.sessions[-1]
+
+
 class ScriptedSession:
     """Deterministic stand-in for ``napari_s2vnet.inference.Session`` (same public API)."""
 
@@ -55,14 +65,16 @@ class ScriptedSession:
         self.shape = tuple(int(s) for s in image_zyx.shape)
         self.class_ids = list(class_ids)
         self._labels = np.zeros(self.shape, np.uint16)
-        self._clicks: list[Click] = []
-        self._undo: list[tuple[np.ndarray, list[Click], np.ndarray]] = []
-        self._redo: list[tuple[np.ndarray, list[Click], np.ndarray]] = []
+        self._clicks: list[tuple[Click, Any]] = []  # (click, the prompt it came from)
+        self._undo: list[tuple[np.ndarray, list, np.ndarray]] = []
+        self._redo: list[tuple[np.ndarray, list, np.ndarray]] = []
         self._pending: list[Click] = []
         self._doubt = np.zeros(self.shape[0], np.float32)  # a propagated slice's doubt: 1 + its distance to the click
         self._last: list[int] = []
         self.focus: int | None = None
         self.locked: set[int] = set()
+        self.slice_only = False  # a round paints its clicked slices only
+        self.z_range: tuple[int, int] | None = None  # propagation stays inside these slices
         self.rounds = 0
         self.features = 0
         self.order: list[int] = []  # slices in the order propagate() wrote them
@@ -74,7 +86,10 @@ class ScriptedSession:
         return view
 
     def clicks(self) -> list[Click]:
-        return list(self._clicks)
+        return [c for c, _ in self._clicks]
+
+    def prompts(self) -> list[Any]:
+        return list(dict.fromkeys(source for _, source in self._clicks))
 
     # -- features
     def prepare_features(self, progress=None, cancel=None) -> bool:
@@ -128,19 +143,61 @@ class ScriptedSession:
         return new.copy()
 
     def add_clicks(self, clicks: Iterable[Click]) -> dict[int, np.ndarray]:
-        clicks = list(clicks)
-        if not clicks:
+        return self.add_prompts(clicks)
+
+    @staticmethod
+    def _expand(prompts: Iterable[Any]) -> list[tuple[Click, Any]]:
+        """A box: one positive click at its centre; a scribble: a click per vertex."""
+        out = []
+        for p in (normalised(p) for p in prompts):
+            if isinstance(p, Box):
+                out.append((Click(p.z, (p.y0 + p.y1) // 2, (p.x0 + p.x1) // 2, p.label), p))
+            elif isinstance(p, Scribble):
+                out += [(Click(p.z, y, x, p.label, p.positive), p) for y, x in p.points]
+            else:
+                out.append((p, p))
+        return out
+
+    def add_prompts(self, prompts: Iterable[Any]) -> dict[int, np.ndarray]:
+        pairs = self._expand(prompts)
+        if not pairs:
             return {}
         self._new_round()
+        clicks = [c for c, _ in pairs]
         out = {}
-        for c in clicks:
-            self._clicks.append(c)
+        for c, source in pairs:
+            self._clicks.append((c, source))
             out[c.z] = self._disc(c.z, c.y, c.x, self.radius, c.label if c.positive else None)
             self._doubt[c.z] = 1.0
         self._last = sorted({c.z for c in clicks})
         unfinished = [c for c in self._pending if not any(n.z == c.z and n.label == c.label for n in clicks)]
-        self._pending = [c for c in clicks if c.positive] + unfinished  # a cut-short round finishes here
+        new = [] if self.slice_only else [c for c in clicks if c.positive]
+        self._pending = new + unfinished  # a cut-short round finishes here
         return out
+
+    def edit_prompts(self, remove: Iterable[Any], add: Iterable[Any] = ()) -> dict[int, np.ndarray]:
+        """Drop ``remove``, add ``add``; each touched class is cleared and painted again from its
+        remaining positive clicks (then propagated)."""
+        remove = [normalised(p) for p in remove]
+        missing = [p for p in remove if p not in self.prompts()]
+        if missing:
+            raise InputError(f"{missing[0]} is not a prompt in effect")
+        pairs = self._expand(add)
+        labels = {c.label for c, s in self._clicks if s in remove} | {c.label for c, _ in pairs}
+        if not labels:
+            return {}
+        self._new_round()
+        before = self._labels.copy()
+        self._clicks = [(c, s) for c, s in self._clicks if s not in remove] + pairs
+        clear = np.isin(self._labels, list(labels)) & ~np.isin(self._labels, list(self.locked))
+        self._labels[clear] = 0
+        again = [c for c, _ in self._clicks if c.label in labels and c.positive]
+        for c in again:
+            self._disc(c.z, c.y, c.x, self.radius, c.label)
+        self._last = sorted({c.z for c in again})
+        self._pending = again + [c for c in self._pending if c.label not in labels]
+        changed = np.flatnonzero((before != self._labels).reshape(self.shape[0], -1).any(1))
+        return {int(z): self._labels[z].copy() for z in changed}
 
     @property
     def pending(self) -> list[tuple[int, list[int]]]:
@@ -152,7 +209,7 @@ class ScriptedSession:
     def propagate(self, start: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         if start is not None:
             self._new_round()
-            self._pending = [c for c in self._clicks if c.z == start and c.positive]
+            self._pending = [c for c, _ in self._clicks if c.z == start and c.positive]
         heads = []
         for c in list(self._pending):  # a click stays pending until both its directions are done
             for step in (1, -1):
@@ -162,7 +219,8 @@ class ScriptedSession:
             i = 0 if target is None else min(range(len(heads)), key=lambda k: abs(heads[k][0] - target))
             z, step, c = heads[i]
             r = self.radius - abs(z - c.z) / 2
-            if r < 1 or not 0 <= z < self.shape[0]:
+            outside = self.z_range is not None and not self.z_range[0] <= z <= self.z_range[1]
+            if r < 1 or not 0 <= z < self.shape[0] or outside:
                 heads.pop(i)
                 if not any(h[2] is c for h in heads) and c in self._pending:
                     self._pending.remove(c)
@@ -180,7 +238,7 @@ class ScriptedSession:
             yield from self.propagate()
             return
         for z in self._last:
-            if any(c.z == z for c in self._clicks):
+            if any(c.z == z for c, _ in self._clicks):
                 yield z, self._labels[z].copy()
                 yield from self.propagate(start=z)
 
@@ -203,7 +261,7 @@ class ScriptedSession:
 
     def remove_class(self, label: int) -> dict[int, np.ndarray]:
         self._new_round()
-        self._clicks = [c for c in self._clicks if c.label != label]
+        self._clicks = [(c, s) for c, s in self._clicks if c.label != label]
         changed = np.flatnonzero((self._labels == label).reshape(self.shape[0], -1).any(1))
         self._labels[self._labels == label] = 0
         return {int(z): self._labels[z].copy() for z in changed}
@@ -214,7 +272,7 @@ class ScriptedSession:
 
     def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Click], rounds=None) -> None:
         self.set_labels(labels_zyx)
-        self._clicks.extend(clicks)
+        self._clicks.extend(self._expand(clicks))
 
 
 class ScriptedPredictor:

@@ -97,7 +97,7 @@ def _segment(args: argparse.Namespace) -> int:
         if args.auto:
             session.auto()
         for batch in rounds_of(clicks):
-            session.add_clicks(batch)
+            session.add_prompts(batch)
             for _ in session.propagate():
                 pass
         labels = g.from_internal(np.asarray(session.labels()))

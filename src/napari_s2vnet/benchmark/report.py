@@ -245,6 +245,11 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
                                c.get("round_s_median")])
         out += _table(["method", "case", "classes"] + [f"Dice@{i}" for i in range(1, shown + 1)]
                       + ["DSC_AUC", f"NoC@85 (≤{k})", f"NoC@90 (≤{k})", "no-drop steps", "s per round"], rows)
+        box = it["methods"].get("s2vnet_box", {}).get("pooled", {})
+        if "dice_box" in box:
+            out += [f"s2vnet_box is the challenge's box + clicks protocol: a 2-D box first (the class's bounding box "
+                        f"on its largest slice), propagated, then the same clicks; its Dice@k is box + k clicks. "
+                        f"Dice after the box alone (pooled): {box['dice_box']:.3f}.", ""]
     if "training" in sec:
         t = sec["training"]
         together = t.get("parallel", 1)

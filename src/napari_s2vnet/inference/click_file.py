@@ -12,6 +12,9 @@ A **scribble** (a stroke on one axial slice) is an entry
 ``{"scribble": {"world"|"voxel": [[..], [..], ...]}, "label": 5, "positive": true}``: its vertices,
 in either system, must lie on one internal slice; the stroke becomes at most
 ``prompts.SCRIBBLE_POINTS`` clicks of its sign, evenly spaced along it (``prompts.scribble_clicks``).
+A **box** is an entry ``{"box": {"world"|"voxel": [[..], [..]]}, "label": 5}``: two opposite corners
+on one internal slice; it stays a :class:`~napari_s2vnet.inference.prompts.Box` (the session chooses
+its positive click from the image, ``Session.add_prompts``) and is always positive.
 ``positive`` defaults to true, ``round`` (optional, default 0) groups clicks into refinement rounds
 applied in order. Each problem is reported as an :class:`InputError` naming the click; a click that
 repeats an earlier one exactly is dropped with an :class:`InputWarning`, while two different clicks
@@ -30,6 +33,7 @@ import numpy as np
 
 from napari_s2vnet.data.geometry import Geometry
 from napari_s2vnet.errors import InputError, InputWarning
+from napari_s2vnet.inference.prompts import Box, Prompt, Scribble, scribble_clicks
 from napari_s2vnet.inference.state import Click
 
 
@@ -71,27 +75,42 @@ def _voxel(item: Mapping, what: str, geometry: Geometry) -> tuple[int, int, int]
     return tuple(int(v) for v in geometry.file_to_internal_index(idx))
 
 
-def _scribble(item: Mapping, what: str, geometry: Geometry, label: int, positive: bool) -> list[Click]:
-    from napari_s2vnet.inference.prompts import Scribble, scribble_clicks
-
-    stroke = item["scribble"]
-    key = next(iter(stroke), None) if isinstance(stroke, dict) and len(stroke) == 1 else None
-    if key not in ("world", "voxel") or not isinstance(stroke[key], list) or not stroke[key]:
-        raise InputError(f"{what}: 'scribble' must be {{\"world\" or \"voxel\": [[..], [..], ...]}} with at least one point")
-    points = [_voxel({key: c}, f"{what}, point #{j}", geometry) for j, c in enumerate(stroke[key])]
+def _on_one_slice(item: Mapping, kind: str, what: str, geometry: Geometry, count: str) -> list[tuple[int, int, int]]:
+    """The internal ``(z, y, x)`` of the points of a ``scribble`` / ``box`` entry, all on one axial slice."""
+    shape = item[kind]
+    key = next(iter(shape), None) if isinstance(shape, dict) and len(shape) == 1 else None
+    n = len(shape[key]) if key in ("world", "voxel") and isinstance(shape[key], list) else 0
+    if not n or (kind == "box" and n != 2):
+        raise InputError(f"{what}: '{kind}' must be {{\"world\" or \"voxel\": [[..], [..]{', ...' if kind == 'scribble' else ''}]}} "
+                         f"with {count}")
+    points = [_voxel({key: c}, f"{what}, point #{j}", geometry) for j, c in enumerate(shape[key])]
     slices = sorted({z for z, _, _ in points})
     if len(slices) > 1:
-        raise InputError(f"{what}: a scribble must lie on one axial slice; its points are on slices {slices}")
-    return scribble_clicks(Scribble(slices[0], tuple((y, x) for _, y, x in points), label, positive))
+        raise InputError(f"{what}: a {kind} must lie on one axial slice; its points are on slices {slices}")
+    return points
+
+
+def _scribble(item: Mapping, what: str, geometry: Geometry, label: int, positive: bool) -> list[Click]:
+    points = _on_one_slice(item, "scribble", what, geometry, "at least one point")
+    return scribble_clicks(Scribble(points[0][0], tuple((y, x) for _, y, x in points), label, positive))
+
+
+def _box(item: Mapping, what: str, geometry: Geometry, label: int) -> Box:
+    if item.get("positive", True) is not True:
+        raise InputError(f"{what}: a box is always positive (it says where the object is); leave out 'positive'")
+    (z, y0, x0), (_, y1, x1) = _on_one_slice(item, "box", what, geometry, "two opposite corners")
+    if y0 == y1 or x0 == x1:
+        raise InputError(f"{what}: the box's corners must differ in both in-plane directions (a box, not a line)")
+    return Box(z, y0, x0, y1, x1, label).ordered()
 
 
 def parse_clicks(data: object, geometry: Geometry,
-                 class_names: Mapping[int, str] | None = None) -> list[tuple[int, Click]]:
-    """-> ``[(round, Click in internal order), ...]`` sorted by round (stable); ``[]`` when the
+                 class_names: Mapping[int, str] | None = None) -> list[tuple[int, Prompt]]:
+    """-> ``[(round, Click or Box in internal order), ...]`` sorted by round (stable); ``[]`` when the
     file lists no clicks. ``class_names`` (``{id: name}``, the model's) resolve named labels."""
     if not isinstance(data, dict) or not isinstance(data.get("clicks"), list):
         raise InputError('clicks file must be a JSON object {"clicks": [...]}')
-    out: list[tuple[int, Click]] = []
+    out: list[tuple[int, Prompt]] = []
     seen: dict[tuple[int, int, int, int], tuple[int, Click]] = {}
     for i, item in enumerate(data["clicks"]):
         what = _describe(i, item)
@@ -104,9 +123,14 @@ def parse_clicks(data: object, geometry: Geometry,
         rnd = item.get("round", 0)
         if not isinstance(rnd, int) or isinstance(rnd, bool):
             raise InputError(f"{what}: 'round' must be an integer")
+        kinds = [k for k in ("scribble", "box") if k in item] + (["point"] if "world" in item or "voxel" in item else [])
+        if len(kinds) > 1:
+            raise InputError(f"{what}: give one of a point ('world' / 'voxel'), a 'scribble' or a 'box', not "
+                             f"{' and '.join(kinds)}")
+        if "box" in item:
+            out.append((rnd, _box(item, what, geometry, label)))
+            continue
         if "scribble" in item:
-            if "world" in item or "voxel" in item:
-                raise InputError(f"{what}: give either a point ('world' / 'voxel') or a 'scribble', not both")
             clicks = _scribble(item, what, geometry, label, positive)
         else:
             clicks = [Click(*_voxel(item, what, geometry), label, positive)]
@@ -137,8 +161,9 @@ def read_clicks(path: str | Path, geometry: Geometry,
     return parse_clicks(data, geometry, class_names)
 
 
-def rounds_of(clicks: list[tuple[int, Click]]) -> list[list[Click]]:
-    groups: dict[int, list[Click]] = {}
+def rounds_of(clicks: list[tuple[int, Prompt]]) -> list[list[Prompt]]:
+    """The prompts grouped by round, rounds in increasing order (``Session.add_prompts`` takes each)."""
+    groups: dict[int, list[Prompt]] = {}
     for rnd, click in clicks:
         groups.setdefault(rnd, []).append(click)
     return [groups[k] for k in sorted(groups)]

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from napari_s2vnet.inference.prompts import Prompt
 from napari_s2vnet.inference.state import Click
 
 Slices = dict[int, np.ndarray]
@@ -23,6 +24,8 @@ class InteractiveSession(Protocol):
     shape: tuple[int, int, int]
     focus: int | None
     locked: set[int]
+    slice_only: bool
+    z_range: tuple[int, int] | None
 
     @property
     def pending(self) -> list[tuple[int, list[int]]]: ...
@@ -35,6 +38,12 @@ class InteractiveSession(Protocol):
                          cancel: Callable[[], bool] | None = None) -> bool: ...
 
     def add_clicks(self, clicks: Iterable[Click]) -> Slices: ...
+
+    def add_prompts(self, prompts: Iterable[Prompt]) -> Slices: ...
+
+    def prompts(self) -> list[Prompt]: ...
+
+    def edit_prompts(self, remove: Iterable[Prompt], add: Iterable[Prompt] = ()) -> Slices: ...
 
     def propagate(self, start: int | None = None) -> Iterator[tuple[int, np.ndarray]]: ...
 
@@ -50,7 +59,7 @@ class InteractiveSession(Protocol):
 
     def set_labels(self, labels_zyx: np.ndarray) -> None: ...
 
-    def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Click], rounds: Iterable[int] | None = None) -> None: ...
+    def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Prompt], rounds: Iterable[int] | None = None) -> None: ...
 
     def slice_doubt(self) -> np.ndarray: ...
 

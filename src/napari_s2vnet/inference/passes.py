@@ -125,12 +125,18 @@ class PassRunner:
         return anchors
 
     def _region(self, label: int, start: int) -> tuple[int, int]:
+        """The slices a pass from ``start`` may rewrite ``label`` on: those nearer to ``start`` than to
+        the class's other clicked slices, inside ``z_range``; only ``start`` with ``slice_only`` or when
+        ``start`` is outside ``z_range``."""
         others = sorted({r.click.z for r in self._clicks if r.click.label == label and r.click.z != start})
         below = [z for z in others if z < start]
         above = [z for z in others if z > start]
         lo = (below[-1] + start) // 2 + 1 if below else 0
         hi = (above[0] + start + 1) // 2 - 1 if above else self.shape[0] - 1
-        return lo, hi
+        limit = self.z_range
+        if self.slice_only or (limit is not None and not limit[0] <= start <= limit[1]):
+            return start, start
+        return (lo, hi) if limit is None else (max(lo, limit[0]), min(hi, limit[1]))
 
     def _decode(self, view: _View, chain: Chain, z: int, ahead, n_groups: int, centre=None):
         """Decode slice ``z`` (zoomed: only the window around ``centre``) and advance ``chain``.

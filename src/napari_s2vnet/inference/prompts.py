@@ -111,6 +111,41 @@ def box_mask(b: Box, shape_yx: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+def normalised(p: Prompt) -> Prompt:
+    """The same prompt with plain ``int`` / ``bool`` fields (a box with ordered corners), so that a
+    prompt given back (to remove or move it) compares equal to the one the session recorded."""
+    if isinstance(p, Box):
+        return Box(*(int(round(v)) for v in (p.z, p.y0, p.x0, p.y1, p.x1)), int(p.label)).ordered()
+    if isinstance(p, Scribble):
+        points = tuple((int(round(y)), int(round(x))) for y, x in p.points)
+        return Scribble(int(round(p.z)), points, int(p.label), bool(p.positive))
+    if isinstance(p, Click):
+        return Click(*(int(round(v)) for v in (p.z, p.y, p.x)), int(p.label), bool(p.positive))
+    raise InputError(f"not a prompt (a Click, Box or Scribble): {p!r}")
+
+
+def prompt_to_dict(p: Prompt) -> dict:
+    """Plain JSON data of a prompt (autosave): a click's ``to_dict``, ``{"box": [z, y0, x0, y1, x1],
+    "label"}`` or ``{"scribble": {"z", "points": [[y, x], ...]}, "label", "positive"}``."""
+    p = normalised(p)
+    if isinstance(p, Box):
+        return {"box": [p.z, p.y0, p.x0, p.y1, p.x1], "label": p.label}
+    if isinstance(p, Scribble):
+        return {"scribble": {"z": p.z, "points": [list(v) for v in p.points]}, "label": p.label, "positive": p.positive}
+    return p.to_dict()
+
+
+def prompt_from_dict(d: dict) -> Prompt:
+    """The prompt of :func:`prompt_to_dict` data (a click's dict as ``Click.from_dict``)."""
+    if "box" in d:
+        return Box(*(int(v) for v in d["box"]), int(d["label"])).ordered()
+    if "scribble" in d:
+        s = d["scribble"]
+        return Scribble(int(s["z"]), tuple((int(y), int(x)) for y, x in s["points"]), int(d["label"]),
+                        bool(d.get("positive", True)))
+    return Click.from_dict(d)
+
+
 def as_clicks(prompts: Iterable[Prompt], shape: tuple[int, int, int], inside=None) -> list[Click]:
     """Every prompt as clicks; ``inside(box) -> (y, x)`` chooses a box's positive click."""
     out: list[Click] = []

@@ -27,6 +27,9 @@ How a round of clicks becomes labels:
   is kept; the correction stops at the first slice where it changes nothing. A round with both
   signs, a class's first round and ``propagate(start)`` rewrite freely (docs/method.md says why).
 * Newest wins where classes overlap, except voxels of ``locked`` labels, which are never written.
+* Boxes and scribbles become clicks that remember their prompt (``prompts.py``); removing or moving
+  prompts recomputes their classes from what is left (``edits.py``). ``slice_only`` and ``z_range``
+  narrow where new rounds write (``PassRunner._region``).
 * **Zoom for small objects** (as nnInteractive's auto-zoom): when a class's first pass finds a small
   object on the clicked slice (under ``SMALL_MM2``) and the image is fine enough, the class is
   decoded from then on at ``config.zoom_mm`` in-plane (models trained with ``--fine-mm``) instead of the model's spacing (a second view of the
@@ -44,11 +47,13 @@ import torch
 
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.auto import auto_slices
+from napari_s2vnet.inference.edits import PromptEdits
 from napari_s2vnet.inference.masks import honour_clicks, keep_clicked, local_change
 from napari_s2vnet.inference.passes import (  # noqa: F401 (re-exported: the session's settings and rules)
     GROWTH_MM, OBJECTNESS_STOP, STOP_AFTER, WINDOW_PX, PassRunner, _effect, _Pass, _View)
 from napari_s2vnet.inference.prepared import FeatureCache, checked_image, prepare_image
-from napari_s2vnet.inference.prompts import Box, Prompt, Scribble, as_clicks, box_candidates, box_mask, box_outside
+from napari_s2vnet.inference.prompts import (Box, Prompt, Scribble, as_clicks, box_candidates, box_mask, box_outside,
+                                             normalised)
 from napari_s2vnet.inference.review import SliceDoubt, doubt_by_label
 from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
 from napari_s2vnet.model.s2vnet import Chain
@@ -58,7 +63,7 @@ SMALL_MM2 = 700.0  # an object smaller than this on its first clicked slice is z
 
 
 
-class Session(PassRunner):
+class Session(PromptEdits, PassRunner):
     def __init__(self, predictor, image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str,
                  cache_bytes: int = 1 << 30, undo_bytes: int = 512 << 20) -> None:
         if np.ndim(image_zyx) != 3:
@@ -88,8 +93,26 @@ class Session(PassRunner):
         self._undo_bytes = undo_bytes
         self.focus: int | None = None
         self.locked: set[int] = set()
+        self.slice_only = False  # rounds of clicks decode their slices and do not propagate
+        self._z_range: tuple[int, int] | None = None
         self._doubt = SliceDoubt(self.shape[0])  # review scores (inference/review.py)
         self._last_starts: list[int] = []  # clicked slices of the last round of clicks (rerun())
+
+    # ------------------------------------------------------------------ options
+    @property
+    def z_range(self) -> tuple[int, int] | None:
+        """Slices ``(first, last)`` (inclusive) that rounds may write beyond their clicked slices (e.g.
+        where an organ ends); None: the whole volume. Labels outside it are kept as they are."""
+        return self._z_range
+
+    @z_range.setter
+    def z_range(self, value: tuple[int, int] | None) -> None:
+        if value is not None:
+            lo, hi = (int(v) for v in value)
+            if not 0 <= lo <= hi < self.shape[0]:
+                raise InputError(f"slice range {value} must be first <= last inside 0..{self.shape[0] - 1}")
+            value = (lo, hi)
+        self._z_range = value
 
     # ------------------------------------------------------------------ read-only views
     def labels(self) -> np.ndarray:
@@ -226,13 +249,31 @@ class Session(PassRunner):
 
     def add_prompts(self, prompts: Iterable[Prompt]) -> dict[int, np.ndarray]:
         """One round of clicks, boxes and scribbles: as :meth:`add_clicks`, then each box's class is
-        kept only inside the box on its slice."""
-        prompts = list(prompts)
-        out = self.add_clicks(as_clicks(prompts, self.shape, self._box_inside))
-        for b in (p for p in prompts if isinstance(p, Box)):
+        kept only inside the box on its slice. Each click remembers its prompt (:meth:`prompts`)."""
+        clicks, sources = self._expand(prompts)
+        out = self._add_round(clicks, sources)
+        self._clip_boxes([p for p in sources if isinstance(p, Box)], out)
+        return out
+
+    def _expand(self, prompts: Iterable[Prompt]) -> tuple[list[Click], list[Prompt]]:
+        """Every prompt as checked clicks, each with the prompt it came from (a click: itself)."""
+        clicks: list[Click] = []
+        sources: list[Prompt] = []
+        for p in prompts:
+            p = normalised(p)
+            if isinstance(p, Click):
+                p = self._check(p)
+            for c in as_clicks([p], self.shape, self._box_inside):
+                c = self._check(c)
+                clicks.append(c)
+                sources.append(c if isinstance(p, Click) else p)
+        return clicks, sources
+
+    def _clip_boxes(self, boxes: Iterable[Box], out: dict[int, np.ndarray]) -> None:
+        """Keep each box's class only inside the box on its slice (``out``: the changed slices, updated)."""
+        for b in dict.fromkeys(boxes):
             inside = box_mask(b, self.shape[1:])
             out[int(b.z)] = self._paint(int(b.z), {b.label: (self._labels[b.z] == b.label) & inside})
-        return out
 
     @torch.inference_mode()
     def _box_inside(self, b: Box) -> tuple[int, int]:
@@ -260,10 +301,14 @@ class Session(PassRunner):
             raise InputError(f"click {(c.z, c.y, c.x)} has label {c.label}: labels must be positive integers")
         return Click(z, y, x, int(c.label), bool(c.positive))
 
-    @torch.inference_mode()
     def add_clicks(self, clicks: Iterable[Click]) -> dict[int, np.ndarray]:
         """One round: record the clicks, decode each clicked slice now; ``propagate()`` does the rest."""
         clicks = [self._check(c) for c in clicks]
+        return self._add_round(clicks, list(clicks))
+
+    @torch.inference_mode()
+    def _add_round(self, clicks: list[Click], sources: list[Prompt]) -> dict[int, np.ndarray]:
+        """:meth:`add_clicks` of checked clicks, each recorded with its prompt (``sources[i]``)."""
         if not clicks:
             return {}
         known = set(self.model.config.class_ids)
@@ -273,11 +318,7 @@ class Session(PassRunner):
             if not has_positive and c.label not in known:
                 raise InputError(f"negative click {(c.z, c.y, c.x)} for label {c.label}, which has no positive click yet")
         rnd = self._new_round("clicks")
-        view = self._view(False)
-        for c in clicks:
-            record = ClickRecord(c, rnd.index, view.click_feats(self.model, c, self.device))
-            rnd.clicks_added.append(record)
-            self._clicks.append(record)
+        self._record(rnd, clicks, sources)
         unfinished, self._pending = self._pending, []
         out: dict[int, np.ndarray] = {}
         effects = {label: _effect(clicks, label, self._has_voxels(label, next(c.z for c in clicks if c.label == label)))
@@ -291,6 +332,14 @@ class Session(PassRunner):
             if labels:
                 self._start_pass(p.start, labels, p.effects)
         return out
+
+    def _record(self, rnd: Round, clicks: list[Click], sources: list[Prompt]) -> None:
+        """Put the clicks in effect as part of round ``rnd`` (features sampled now), with their prompts."""
+        view = self._view(False)
+        for c, source in zip(clicks, sources):
+            record = ClickRecord(c, rnd.index, view.click_feats(self.model, c, self.device), None if source is c else source)
+            rnd.clicks_added.append(record)
+            self._clicks.append(record)
 
     def _has_voxels(self, label: int, near: int, chunk: int = 8) -> bool:
         """Whether ``label`` is anywhere in the labels, searched outward from slice ``near`` in chunks
@@ -392,18 +441,20 @@ class Session(PassRunner):
         return {z: self._labels[z].copy() for z in sorted(rnd.changes)}
 
     @torch.inference_mode()
-    def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Click], rounds: Iterable[int] | None = None) -> None:
-        """Put saved work back (e.g. an autosave) as one round: labels as they were, clicks in effect.
+    def restore(self, labels_zyx: np.ndarray, clicks: Iterable[Prompt], rounds: Iterable[int] | None = None) -> None:
+        """Put saved work back (e.g. an autosave) as one round: labels as they were, prompts in effect.
 
-        The clicks' features are sampled again on this image; nothing is decoded or propagated.
+        ``clicks``: clicks, boxes and scribbles (``rounds``: one per item). Their clicks' features are
+        sampled again on this image (a box's clicks found again); nothing is decoded or propagated.
         """
-        clicks = [self._check(c) for c in clicks]
-        rounds = list(rounds) if rounds is not None else [0] * len(clicks)
+        items = list(clicks)
+        rounds = [int(r) for r in rounds] if rounds is not None else [0] * len(items)
+        expanded = [(c, s, r) for p, r in zip(items, rounds) for c, s in zip(*self._expand([p]))]
         self.set_labels(labels_zyx)  # closes an "edit" round; the clicks join it
         rnd = self._undo[-1]
         view = self._view(False)
-        for c, r in zip(clicks, rounds):
-            record = ClickRecord(c, int(r), view.click_feats(self.model, c, self.device))
+        for c, source, r in expanded:
+            record = ClickRecord(c, r, view.click_feats(self.model, c, self.device), None if source is c else source)
             rnd.clicks_added.append(record)
             self._clicks.append(record)
         self._round_counter = max([self._round_counter, *rounds])

@@ -40,6 +40,12 @@ class ClickRecord:
     click: Click
     round: int  # interaction round, for adaptive sampling
     feats: torch.Tensor  # (4 D,) pixel features sampled at the click
+    prompt: object = None  # the Box or Scribble (inference/prompts.py) it came from; None: the click itself
+
+    @property
+    def source(self) -> object:
+        """The prompt the user gave: the click itself, or its box / scribble."""
+        return self.click if self.prompt is None else self.prompt
 
 
 @dataclass
@@ -56,7 +62,7 @@ class SliceChange:
 @dataclass
 class Round:
     index: int
-    kind: str  # "clicks" | "auto" | "remove" | "edit"
+    kind: str  # "clicks" | "auto" | "remove" | "edit" | "prompts" (prompts removed or moved)
     clicks_added: list[ClickRecord] = field(default_factory=list)
     clicks_removed: list[ClickRecord] = field(default_factory=list)
     before: dict[int, np.ndarray] = field(default_factory=dict)  # open round: slice before first write

@@ -63,7 +63,8 @@ class AutosaveState:
     image_name: str = ""
     model_id: str | None = None
     classes: list[ClassEntry] = field(default_factory=list)
-    clicks: list[dict[str, Any]] = field(default_factory=list)  # {z, y, x, label, positive}
+    clicks: list[dict[str, Any]] = field(default_factory=list)  # {z, y, x, label, positive}, or a box / scribble
+    # (inference.prompts.prompt_to_dict)
     rounds: int = 0
     saved_at: float = 0.0
     labels_file: str = LABELS_FILE  # the labels of this round, in the same folder

@@ -4,7 +4,9 @@ Each class has a name, a label id and a colour (the colour of that id in the doc
 set through a ``DirectLabelColormap``). "Add class" creates a Points layer ``S2VNet: <name>`` with
 that colour; selecting a class selects its Points layer in ``add`` mode. A plain click adds a
 positive click (disc); a click with **Shift** held, or with the "negative" toggle on, adds a
-negative click (cross). New points are reported through :attr:`ClassesPanel.click_added`.
+negative click (cross). New points are reported through :attr:`ClassesPanel.click_added`; deleting
+or moving points through :attr:`ClassesPanel.points_edited` (the dock then recomputes the class from
+the points that are left, ``widget/dock_prompts.py``).
 """
 
 from __future__ import annotations
@@ -71,12 +73,12 @@ def _swatch(color: list[float]) -> QIcon:
 class ClassesPanel(QWidget):
     """Class table + add controls; owns the click Points layers of the current image.
 
-    Signals: ``click_added(label, z, y, x, positive)``, ``points_removed(label)``,
+    Signals: ``click_added(label, z, y, x, positive)``, ``points_edited(label)`` (points deleted or moved),
     ``class_selected(label)``, ``colors_changed()``, ``lock_changed()``.
     """
 
     click_added = Signal(int, int, int, int, bool)
-    points_removed = Signal(int)
+    points_edited = Signal(int)
     class_selected = Signal(int)
     colors_changed = Signal()
     lock_changed = Signal()
@@ -367,8 +369,21 @@ class ClassesPanel(QWidget):
                 if self.shape is not None and not all(0 <= c < s for c, s in zip((z, y, x), self.shape)):
                     continue
                 self.click_added.emit(label, z, y, x, not negative)
-        elif action.endswith("removed"):
-            self.points_removed.emit(label)
+        elif action.endswith("removed") or action.endswith("changed"):
+            self.points_edited.emit(label)
+
+    def shown_clicks(self, label: int) -> list[Click]:
+        """The clicks the class's Points layer shows now (rounded to voxels, inside the grid)."""
+        layer = self._points.get(label)
+        if layer is None or layer not in self.viewer.layers:
+            return []
+        positive = layer.features["positive"].to_numpy(dtype=bool) if "positive" in layer.features else None
+        out = []
+        for i, point in enumerate(np.asarray(layer.data)):
+            z, y, x = (int(round(v)) for v in point[-3:])
+            if self.shape is None or all(0 <= c < n for c, n in zip((z, y, x), self.shape)):
+                out.append(Click(z, y, x, label, True if positive is None else bool(positive[i])))
+        return out
 
     def _style_points(self, layer: Any, positive: dict[int, bool]) -> None:
         features = layer.features.copy()

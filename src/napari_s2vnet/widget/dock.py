@@ -18,9 +18,11 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication, QFileDialog, QWidget
 
+from napari_s2vnet.inference.prompts import Prompt
 from napari_s2vnet.inference.state import Click
 from napari_s2vnet.widget import autosave
 from napari_s2vnet.widget.dock_persistence import DockPersistence
+from napari_s2vnet.widget.dock_prompts import DockPrompts
 from napari_s2vnet.widget.dock_ui import BUNDLED, FROM_FILE, DockUI, count_text
 from napari_s2vnet.widget.reader import META_KEY
 from napari_s2vnet.widget.worker import ModelInfo, ModelWorker, TaskResult
@@ -28,7 +30,7 @@ from napari_s2vnet.widget.worker import ModelInfo, ModelWorker, TaskResult
 LABELS_NAME = "S2VNet labels"
 
 
-class S2VNetDock(DockUI, DockPersistence, QWidget):
+class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
     """Dock widget of the plugin (npe2 widget contribution; ``napari_viewer`` is injected)."""
 
     def __init__(self, napari_viewer: Any, predictor: Any = None, load_default: bool = True) -> None:
@@ -39,9 +41,11 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self.image_layer: Any = None
         self.labels_layer: Any = None
         self.token = -1
-        self.pending: list[Click] = []  # clicks not yet sent to the worker
-        self.restored_clicks: list[Click] = []  # autosaved clicks shown, not yet in effect
+        self.pending: list[Prompt] = []  # clicks, boxes and scribbles not yet sent to the worker
+        self.restored_clicks: list[Prompt] = []  # autosaved prompts shown, not yet in effect
         self.clicks: list[Click] = []  # clicks in effect in the session
+        self.prompts: list[Prompt] = []  # prompts in effect in the session (a box: one prompt)
+        self._in_flight: list[tuple[list[Prompt], list[Prompt]]] = []  # sent, not done: (added, removed)
         self.doubt: np.ndarray | None = None  # (Z,) review scores of the session's labels
         self.visited: set[int] = set()  # slices checked since the last round ("Next slice to check")
         self.rounds = 0
@@ -126,7 +130,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
                          f"model {info.model_id}\nclasses: {names}")
         if self.image_layer is not None:
             if self.token >= 0:  # a new model: the labels carry over, the old clicks are display only
-                self.restored_clicks, self.clicks = self.clicks + self.restored_clicks, []
+                self.restored_clicks, self.clicks, self.prompts = self.prompts + self.restored_clicks, [], []
             self._start_session(keep_labels=True)
 
     def _on_worker_error(self, context: str, message: str) -> None:
@@ -208,6 +212,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self.pending.clear()
         self.restored_clicks = []
         self.clicks = []
+        self.prompts, self._in_flight = [], []
         self.rounds = 0
         self._hand_edited = False
         self._painted = set()
@@ -271,6 +276,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         # report "done" before the bar exists (which then never closed)
         self._open_progress("features", data.shape[0], "S2VNet: caching slice features")
         self.token = self.worker.open_session(data, tuple(float(s) for s in img.scale[-3:]), modality, labels)
+        self._apply_limits()  # this slice only, slice range: the new session starts with the dock's
         self._on_step()
         self._set_status(f"{img.name}: caching slice features…")
 
@@ -349,18 +355,10 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
 
     # ================================================================== clicks and rounds
     def _on_negative_toggled(self, on: bool) -> None:
-        self.classes.negative_mode = bool(on)
+        self.classes.negative_mode = self.shapes.negative_mode = bool(on)
 
     def _on_click_added(self, label: int, z: int, y: int, x: int, positive: bool) -> None:
-        self.pending.append(Click(z, y, x, label, positive))
-        self.visited.add(int(z))
-        if self.live_check.isChecked():
-            self._round_timer.start()  # short debounce: clicks made together form one round
-        else:
-            self._set_status(f"{len(self.pending)} click(s) pending: press Propagate")
-
-    def _on_points_removed(self, label: int) -> None:
-        self._set_status("A click point was deleted: use Undo or Reset class to change the segmentation.")
+        self._queue_prompt(Click(z, y, x, label, positive))
 
     def _flush_hand_edits(self) -> None:
         """Import labels painted by hand as a round (locked unless 'overwrite' is chosen)."""
@@ -394,11 +392,12 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         self._flush_hand_edits()
         clicks, self.pending = list(self.pending), []
         run_propagation = self.live_check.isChecked() if propagate is None else propagate
+        self._in_flight.append((clicks, []))
         # the progress bar and the status first: opening a bar can process Qt events, the task's
         # results among them, which a later "running…" would then overwrite (and the bar stay open)
         if run_propagation:
             self._open_progress("propagate", self.image_layer.data.shape[0], "S2VNet: propagating")
-        self._set_status(f"running {len(clicks)} click(s)…")
+        self._set_status(f"running {len(clicks)} prompt(s)…")
         self.worker.round(clicks, propagate=run_propagation)
         return True
 
@@ -431,7 +430,7 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
         if self.pending:
             self.pending.clear()
             self._round_timer.stop()
-            self.classes.set_clicks(self.clicks + self.restored_clicks)
+            self._show_prompts()
             return
         if self._ready():
             self.worker.undo()
@@ -489,14 +488,15 @@ class S2VNetDock(DockUI, DockPersistence, QWidget):
     def _on_task_done(self, token: int, kind: str, info: TaskResult) -> None:
         if token != self.token:
             return
-        self.clicks = list(info.clicks)
+        self.clicks, self.prompts = list(info.clicks), list(info.prompts)
+        self._task_prompts_done(kind)
         self._set_doubt(info.doubt)
         if kind == "restore":  # the restored clicks are now the session's own
             self.restored_clicks = []
-            self.classes.set_clicks(self.clicks)
-        self._close_progress("propagate" if kind in ("round", "propagate") else kind)
-        if kind in ("undo", "redo", "remove_class") or info.error:
-            self.classes.set_clicks(self.clicks + self.restored_clicks + self.pending)
+            self._show_prompts()
+        self._close_progress("propagate" if kind in ("round", "propagate", "prompts") else kind)
+        if kind in ("undo", "redo", "remove_class", "prompts") or info.error:
+            self._show_prompts()
             if info.error:
                 self._set_status(f"clicks not used: {info.error}")
                 return

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QFileDialog
 
-from napari_s2vnet.inference.state import Click
+from napari_s2vnet.inference.prompts import prompt_from_dict, prompt_to_dict
 from napari_s2vnet.widget import autosave
 from napari_s2vnet.widget.dock_ui import count_text
 from napari_s2vnet.widget.reader import META_KEY
@@ -75,7 +75,7 @@ class DockPersistence:
             image_name=self.image_layer.name if self.image_layer else "",
             model_id=self.model_info.model_id if self.model_info else None,
             classes=[autosave.ClassEntry(e.label, e.name, list(e.color), e.from_model) for e in self.classes.entries.values()],
-            clicks=[c.to_dict() for c in list(self.clicks) + list(self.restored_clicks)],
+            clicks=[prompt_to_dict(p) for p in list(self.prompts) + list(self.restored_clicks)],
             rounds=self.rounds,
         )
 
@@ -111,8 +111,8 @@ class DockPersistence:
             self.classes.add_class(entry.name, entry.label, entry.color, create_points=False)
         self.labels_layer.data[...] = labels
         self.labels_layer.refresh()
-        self.restored_clicks = [Click.from_dict(c) for c in state.clicks]  # shown now; in effect once the session has them
-        self.classes.set_clicks(self.restored_clicks)
+        self.restored_clicks = [prompt_from_dict(c) for c in state.clicks]  # shown now; in effect once the session has them
+        self._show_prompts()
         self.rounds = state.rounds
         if self.token >= 0:
             self.worker.restore(labels, list(self.restored_clicks), self.locked_labels())

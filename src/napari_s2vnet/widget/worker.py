@@ -25,6 +25,7 @@ import numpy as np
 from qtpy.QtCore import QObject, Signal
 
 from napari_s2vnet.errors import InputError, InputWarning
+from napari_s2vnet.inference.prompts import Prompt
 from napari_s2vnet.inference.state import Click
 
 
@@ -39,9 +40,10 @@ class ModelInfo:
 
 @dataclass
 class TaskResult:
-    """What ``task_done`` carries: the session's clicks and review scores after the task."""
+    """What ``task_done`` carries: the session's clicks, prompts and review scores after the task."""
 
     clicks: list[Click] = field(default_factory=list)
+    prompts: list[Prompt] = field(default_factory=list)  # Session.prompts(): clicks, boxes, scribbles
     cancelled: bool = False
     changed: bool = True
     error: str = ""
@@ -62,8 +64,9 @@ class _Task:
 class ModelWorker(QObject):
     """Persistent model thread with a task queue; results are emitted as Qt signals.
 
-    Tasks are methods (:meth:`round`, :meth:`propagate`, :meth:`auto`, :meth:`undo`, :meth:`redo`,
-    :meth:`remove_class`, :meth:`set_labels`, :meth:`restore`, :meth:`set_locked`), each queued with
+    Tasks are methods (:meth:`round`, :meth:`edit_prompts`, :meth:`propagate`, :meth:`auto`, :meth:`undo`,
+    :meth:`redo`, :meth:`remove_class`, :meth:`set_labels`, :meth:`restore`, :meth:`set_locked`,
+    :meth:`set_limits`), each queued with
     the worker-thread handler that runs it. Signals (all carry the session ``token`` so that the dock
     can drop results of a closed image):
 
@@ -115,9 +118,14 @@ class ModelWorker(QObject):
         self._queue.put(task)
         return task.epoch
 
-    def round(self, clicks: list[Click], propagate: bool = True) -> int:
-        """One round of clicks (all classes), then its propagation unless ``propagate`` is False."""
-        return self._submit("round", self._do_round, [Click.from_dict(c.to_dict()) for c in clicks], propagate)
+    def round(self, prompts: list[Prompt], propagate: bool = True) -> int:
+        """One round of prompts (clicks, boxes, scribbles; all classes), then its propagation unless
+        ``propagate`` is False."""
+        return self._submit("round", self._do_round, list(prompts), propagate)
+
+    def edit_prompts(self, remove: list[Prompt], add: list[Prompt] = (), propagate: bool = True) -> int:
+        """Prompts deleted or moved: their classes recomputed as one round (``Session.edit_prompts``)."""
+        return self._submit("prompts", self._do_edit_prompts, list(remove), list(add), propagate)
 
     def propagate(self) -> int:
         """The Propagate button: finish pending passes, or re-run the last round (``Session.repropagate``)."""
@@ -139,11 +147,15 @@ class ModelWorker(QObject):
         """Import hand edits (a copy) as a round; ``locked``: labels the model must not overwrite."""
         return self._submit("set_labels", self._do_set_labels, labels, locked)
 
-    def restore(self, labels: np.ndarray, clicks: list[Click], locked: set[int] | None = None) -> int:
+    def restore(self, labels: np.ndarray, clicks: list[Prompt], locked: set[int] | None = None) -> int:
         return self._submit("restore", self._do_restore, labels, list(clicks), locked)
 
     def set_locked(self, labels: set[int] | list[int]) -> None:
         self._submit("locked", self._do_locked, sorted(int(v) for v in labels), interactive=False)
+
+    def set_limits(self, slice_only: bool, z_range: tuple[int, int] | None) -> None:
+        """Where the next rounds write: only their clicked slices, and / or only inside ``z_range``."""
+        self._submit("limits", self._do_limits, bool(slice_only), z_range, interactive=False)
 
     def load_model(self, source: str | None, device: str) -> None:
         """Load the bundled weights (``source=None``) or a weights file on ``device``."""
@@ -335,16 +347,24 @@ class ModelWorker(QObject):
 
     def _done(self, task: _Task, cancelled: bool = False, changed: bool = True, error: str = "") -> None:
         doubt = np.array(self.session.slice_doubt(), dtype=np.float32, copy=True)
-        self.task_done.emit(task.token, task.name, TaskResult(list(self.session.clicks()), cancelled, changed, error, doubt))
+        self.task_done.emit(task.token, task.name, TaskResult(list(self.session.clicks()), list(self.session.prompts()),
+                                                              cancelled, changed, error, doubt))
 
-    def _do_round(self, task: _Task, clicks: list[Click], propagate: bool) -> None:
+    def _do_round(self, task: _Task, prompts: list[Prompt], propagate: bool) -> None:
+        self._prompt_round(task, "round", lambda: self.session.add_prompts(prompts), propagate)
+
+    def _do_edit_prompts(self, task: _Task, remove: list[Prompt], add: list[Prompt], propagate: bool) -> None:
+        self._prompt_round(task, "prompts", lambda: self.session.edit_prompts(remove, add), propagate)
+
+    def _prompt_round(self, task: _Task, kind: str, start: Callable[[], dict[int, np.ndarray]], propagate: bool) -> None:
+        """A round of prompts (new ones, or edits): its first slices at once, then its propagation."""
         try:
-            updated = self.session.add_clicks(clicks)
+            updated = start()
         except InputError as exc:
             self.error.emit("clicks", str(exc))
             self._done(task, cancelled=True, changed=False, error=str(exc))
             return
-        self._emit_slices(task, "round", updated)
+        self._emit_slices(task, kind, updated)
         if not propagate:
             self._done(task)
             return
@@ -372,7 +392,7 @@ class ModelWorker(QObject):
             self.session.locked = set(int(v) for v in locked)
         self._done(task)
 
-    def _do_restore(self, task: _Task, labels: np.ndarray, clicks: list[Click], locked) -> None:
+    def _do_restore(self, task: _Task, labels: np.ndarray, clicks: list[Prompt], locked) -> None:
         """An autosave back in effect: its labels, and its clicks (features sampled again)."""
         self.session.restore(np.asarray(labels, dtype=np.uint16), clicks)
         if locked is not None:
@@ -381,3 +401,10 @@ class ModelWorker(QObject):
 
     def _do_locked(self, task: _Task, labels: list[int]) -> None:
         self.session.locked = set(labels)
+
+    def _do_limits(self, task: _Task, slice_only: bool, z_range: tuple[int, int] | None) -> None:
+        self.session.slice_only = slice_only
+        try:
+            self.session.z_range = z_range
+        except InputError as exc:
+            self.error.emit("slice range", str(exc))
