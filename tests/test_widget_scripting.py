@@ -163,10 +163,10 @@ def test_wait_idle_raises_an_error_of_the_round(qtbot, dock_factory, monkeypatch
     dock.wait_ready(30)
     dock.wait_idle(60)
 
-    def broken(clicks):
+    def broken(prompts):
         raise ValueError("decoder exploded")
 
-    monkeypatch.setattr(predictor.sessions[-1], "add_clicks", broken)
+    monkeypatch.setattr(predictor.sessions[-1], "add_prompts", broken)  # what the worker's rounds call
     dock.classes.add_class("liver")
     dock.classes.add_click_point(5, 12, 20, 20)
     with pytest.raises(RuntimeError, match="decoder exploded"):
