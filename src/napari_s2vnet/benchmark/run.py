@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-SECTIONS = ("speed", "latency", "interactive", "training", "accuracy", "ablations", "review")
+SECTIONS = ("speed", "profile", "latency", "interactive", "training", "accuracy", "ablations", "review")
 
 
 @dataclass
@@ -168,6 +168,7 @@ def _volume_spec(cfg: BenchConfig, name: str) -> tuple[dict[str, Any], str]:
 # ---------------------------------------------------------------------------------------- sections
 def section_speed(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
     from napari_s2vnet.benchmark import speed
+    from napari_s2vnet.benchmark.profile import profile_auto
 
     threads = cfg.threads
     result: dict[str, Any] = {"volumes": {}, "profile": {}, "threads": threads, "device": cfg.device,
@@ -200,7 +201,20 @@ def section_speed(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
             methods[base] = speed.measure(spec, _repeats(cfg.repeats_3d, vol), cfg.timeout_s, log)
         result["volumes"][vol] = {"repeats": {m: len(r["runs"]) for m, r in methods.items()}, "description": desc, "baseline_spacing_zyx_mm": target, "shape_zyx": list(image.shape), "spacing_zyx_mm": list(spacing),
                                   "methods": methods, "compare": speed.compare(methods)}
-        result["profile"][vol] = speed.profile_auto(predictor, image, spacing, modality)
+        result["profile"][vol] = profile_auto(predictor, image, spacing, modality)
+    return result
+
+
+def section_profile(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
+    """Only the in-process profile of our automatic segmentation (``benchmark/profile.py``), per volume."""
+    from napari_s2vnet.benchmark import speed
+    from napari_s2vnet.benchmark.profile import profile_auto
+
+    result: dict[str, Any] = {"profile": {}, "threads": cfg.threads, "device": cfg.device, "load_avg": os.getloadavg()}
+    for vol in cfg.volumes:
+        image, spacing, modality = speed.load_volume(_volume_spec(cfg, vol)[0])
+        log(f"profile: {vol} {image.shape}")
+        result["profile"][vol] = profile_auto(predictor, image, spacing, modality)
     return result
 
 
@@ -372,7 +386,7 @@ def section_ablations(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
             "note": None if variants else f"no trained variants under {train_dir} (run with --train-budget-min)"}
 
 
-RUNNERS = {"speed": section_speed, "latency": section_latency, "interactive": section_interactive,
+RUNNERS = {"speed": section_speed, "profile": section_profile, "latency": section_latency, "interactive": section_interactive,
            "training": section_training, "accuracy": section_accuracy, "ablations": section_ablations,
            "review": section_review}
 
@@ -483,7 +497,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 
             raise InputError(f"unknown benchmark sections {sorted(unknown)}: choose from {', '.join(SECTIONS)}")
     elif args.train_budget_min > 0:
-        kw["sections"] = SECTIONS
+        kw["sections"] = tuple(s for s in SECTIONS if s != "profile")  # the speed section profiles too
     if args.baselines:
         kw["baselines"] = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     if args.repeats:

@@ -299,34 +299,6 @@ def compare(results: dict[str, dict[str, Any]], ours: str = "s2vnet") -> dict[st
     return out
 
 
-def profile_auto(predictor, image: np.ndarray, spacing, modality: str, top: int = 12) -> dict[str, Any]:
-    """Where the time of one automatic segmentation goes (cProfile, cumulative seconds per stage)."""
-    import cProfile
-    import pstats
-
-    prof = cProfile.Profile()
-    t0 = time.perf_counter()
-    prof.enable()
-    predictor.segment_internal(image, spacing, modality)
-    prof.disable()
-    total = time.perf_counter() - t0
-    st = pstats.Stats(prof)
-    stages = {"normalize_intensity": "preprocess: intensity windows", "resample_inplane": "preprocess: in-plane resampling",
-              "compute": "encoder (backbone + pixel decoder, FeatureCache.compute)", "decode": "cluster decoder",
-              "next_init": "propagation (centroid aggregation)", "to_input": "scores back to the input grid",
-              "slice_scores": "per-class probabilities", "from_normalized": "padding",
-              "labels_on_input": "scores back to the input grid + argmax", "prepare_image": "preprocess (all)"}
-    found: dict[str, float] = {}
-    rows = []
-    for (file, _line, func), (_cc, _nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
-        if "napari_s2vnet" in file and func in stages:
-            found[stages[func]] = found.get(stages[func], 0.0) + ct
-        rows.append((tt, func, Path(file).name))
-    rows.sort(reverse=True)
-    return {"total_s": total, "stages_s": found,
-            "top_self_time": [{"function": f"{n}:{f}", "self_s": t} for t, f, n in rows[:top]]}
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(argv[0])
