@@ -10,6 +10,7 @@ and per-class scores back out to the exact input grid (scores are resampled line
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -39,30 +40,36 @@ class PreparedImage:
         return (y + 0.5) * sy - 0.5, (x + 0.5) * sx - 0.5
 
     def labels_on_input(self, scores: torch.Tensor) -> np.ndarray:
-        """``(1, G, H/2, W/2)`` scores -> ``(Y, X)`` group index (uint8, uint16 beyond 256 groups):
+        """``(1, G, H/2, W/2)`` scores -> ``(Y, X)`` group index (uint8, int32 beyond 256 groups):
         bilinear scores to the network grid ``(H, W)``, crop to ``hw``, bilinear to the input grid,
         then argmax.
 
-        The same labels as that straightforward path, computed cheaply with :func:`bilinear_argmax`
-        twice: the labels on the network grid first (every group compared, but only where the
-        four stride-2 pixels around a pixel disagree), then only the groups that win somewhere on
-        it are resized, and interpolated again only where four network pixels disagree.
+        The labels of that straightforward path, computed cheaply: the labels on the network grid
+        first (:func:`bilinear_argmax`: every group compared, but only where the four stride-2
+        pixels around a pixel disagree); then only where four network pixels disagree is anything
+        interpolated again, over the groups that win somewhere on the network grid, and over any
+        other group whose largest score could beat the winner there.
         """
         s = scores[0].float()
-        g = s.shape[0]
-        table = np.arange(g, dtype=np.uint8 if g <= 256 else np.uint16)
         h, w = self.hw
-        pad_h, pad_w = self.net.shape[-2:]
-        net = bilinear_argmax(s, (pad_h, pad_w))[:h, :w].long()
+        pad = tuple(self.net.shape[-2:])
+        net = bilinear_argmax(s, pad)[:h, :w]
         if (h, w) == tuple(self.shape[1:]):
-            return table[net.numpy()]
-        winners = torch.bincount(net.flatten(), minlength=g).nonzero()[:, 0]
-        if len(winners) == 1:
-            return np.full(self.shape[1:], table[int(winners[0])])
-        position = torch.zeros(g, dtype=torch.long)
-        position[winners] = torch.arange(len(winners))
-        full = F.interpolate(s[winners][None], size=(pad_h, pad_w), mode="bilinear", align_corners=False)[0, :, :h, :w]
-        return table[winners.numpy()][bilinear_argmax(full.contiguous(), tuple(self.shape[1:]), position[net]).numpy()]
+            return net.numpy()
+        out, band = _band(net, tuple(self.shape[1:]))
+        if band.size:
+            net = net.long()
+            winners = torch.bincount(net.flatten(), minlength=s.shape[0]).nonzero()[:, 0]
+            best, group = _band_scores(_resized(s[winners], pad, (h, w)), band).max(1)
+            group = winners[group]
+            peak = s.flatten(1).amax(1)  # no interpolated score of a group exceeds its largest score
+            peak[winners] = -math.inf
+            rest = (peak >= best.min()).nonzero()[:, 0]
+            if len(rest):
+                other, pick = _band_scores(_resized(s[rest], pad, (h, w)), band).max(1)
+                group = torch.where(other > best, rest[pick], group)
+            out[band.iy, band.ix] = group.to(out.dtype)
+        return out.numpy()
 
 
 def padded_hw(hw: tuple[int, int]) -> tuple[int, int]:
@@ -79,9 +86,54 @@ def _source_index(out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Tens
     return i0, i1, (src - i0).float()
 
 
-def bilinear_argmax(scores: torch.Tensor, out_hw: tuple[int, int], low: torch.Tensor | None = None) -> torch.Tensor:
+@dataclass
+class _Band:
+    """Pixels of a bilinear resize whose four source pixels disagree: ``iy, ix`` ``(n,)``, the flat
+    source index of each corner ``(n,)`` and its weight ``(n, 1)`` (00, 01, 10, 11)."""
+
+    iy: torch.Tensor
+    ix: torch.Tensor
+    corners: tuple[torch.Tensor, ...]
+    weights: tuple[torch.Tensor, ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.iy.numel())
+
+
+def _band(low: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, _Band]:
+    """``low`` ``(h, w)`` labels -> nearest-corner labels on ``out_hw`` (right wherever the four corners
+    agree; uint8, int32 beyond 256) and the band where they do not."""
+    h, w = low.shape
+    ny, nx = (torch.arange(h) + 1).clamp_max(h - 1), (torch.arange(w) + 1).clamp_max(w - 1)
+    down = low[ny]
+    uniform = (low == low[:, nx]) & (low == down) & (low == down[:, nx])  # the cell (i, j)..(i+1, j+1) agrees
+    y0, y1, wy = _source_index(out_hw[0], h)
+    x0, x1, wx = _source_index(out_hw[1], w)
+    small = torch.uint8 if int(low.max()) < 256 else torch.int32
+    out = low.to(small).index_select(0, y0).index_select(1, x0)
+    iy, ix = (~uniform).index_select(0, y0).index_select(1, x0).nonzero(as_tuple=True)
+    fy, fx = wy[iy, None], wx[ix, None]
+    r0, r1, c0, c1 = y0[iy] * w, y1[iy] * w, x0[ix], x1[ix]
+    return out, _Band(iy, ix, (r0 + c0, r0 + c1, r1 + c0, r1 + c1),
+                      ((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx))
+
+
+def _band_scores(scores: torch.Tensor, band: _Band) -> torch.Tensor:
+    """Bilinear ``scores`` ``(K, h, w)`` at the band's pixels -> ``(n, K)`` (one row gather per corner)."""
+    rows = scores.flatten(1).T.contiguous()  # (h*w, K)
+    c, wt = band.corners, band.weights
+    return rows[c[0]] * wt[0] + rows[c[1]] * wt[1] + rows[c[2]] * wt[2] + rows[c[3]] * wt[3]
+
+
+def _resized(scores: torch.Tensor, size: tuple[int, int], crop: tuple[int, int]) -> torch.Tensor:
+    """``(K, h, w)`` -> bilinear ``(K, *size)`` cropped to its top-left ``crop``, contiguous."""
+    return F.interpolate(scores[None], size=size, mode="bilinear", align_corners=False)[0, :, : crop[0], : crop[1]].contiguous()
+
+
+def bilinear_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     """``argmax_k bilinear(scores (K, h, w))`` on an ``out_hw`` grid without resizing the K maps;
-    -> ``(Y, X)`` uint8 (int32 beyond 256 classes). ``low`` ``(h, w)``: ``scores.argmax(0)`` if known.
+    -> ``(Y, X)`` uint8 (int32 beyond 256 classes).
 
     Bilinear interpolation is, for every class, the same convex combination of the four
     surrounding pixels; where those four pixels share their argmax, that class is also the argmax of
@@ -89,23 +141,9 @@ def bilinear_argmax(scores: torch.Tensor, out_hw: tuple[int, int], low: torch.Te
     interpolated, every class compared there. ``max(0).indices`` (the first maximum, as ``argmax``)
     is used because it is several times faster on CPU.
     """
-    k, h, w = scores.shape
-    small = torch.uint8 if k <= 256 else torch.int32
-    low = scores.max(0).indices if low is None else low
-    ny, nx = (torch.arange(h) + 1).clamp_max(h - 1), (torch.arange(w) + 1).clamp_max(w - 1)
-    down = low[ny]
-    uniform = (low == low[:, nx]) & (low == down) & (low == down[:, nx])  # the cell (i, j)..(i+1, j+1) agrees
-    y0, y1, wy = _source_index(out_hw[0], h)
-    x0, x1, wx = _source_index(out_hw[1], w)
-    out = low.to(small).index_select(0, y0).index_select(1, x0)
-    iy, ix = (~uniform).index_select(0, y0).index_select(1, x0).nonzero(as_tuple=True)
-    if iy.numel():
-        rows = scores.flatten(1).T.contiguous()  # (h*w, K): one row gather per corner
-        fy, fx = wy[iy, None], wx[ix, None]
-        r0, r1, c0, c1 = y0[iy] * w, y1[iy] * w, x0[ix], x1[ix]
-        value = (rows[r0 + c0] * ((1 - fy) * (1 - fx)) + rows[r0 + c1] * ((1 - fy) * fx)
-                 + rows[r1 + c0] * (fy * (1 - fx)) + rows[r1 + c1] * (fy * fx))  # (band, K)
-        out[iy, ix] = value.max(1).indices.to(small)
+    out, band = _band(scores.max(0).indices, out_hw)
+    if band.size:
+        out[band.iy, band.ix] = _band_scores(scores, band).max(1).indices.to(out.dtype)
     return out
 
 
