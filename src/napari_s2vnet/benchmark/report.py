@@ -212,6 +212,12 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
             if cmp_rows:
                 out += _table(["vs", "speed-up (in-process)", "speed-up (whole process)", "our/their peak RSS",
                                "our/their ΔRSS"], cmp_rows)
+        if s.get("busy"):
+            b = s["busy"]
+            out += [f"Busy machine: ours on {b['volume']} beside one busy process ({b['cores']} cores):", ""]
+            out += _table(["torch threads", "in-process s", "whole process s"],
+                          [[n, _mmm(r["summary"]["inprocess_s"]), _mmm(r["summary"]["process_wall_s"])]
+                           for n, r in b["threads"].items()])
         out += _profile_lines(s.get("profile", {}))
     if "profile" in sec:
         out += ["## Profile of our automatic segmentation", ""] + _profile_lines(sec["profile"]["profile"])

@@ -34,6 +34,7 @@ class BenchConfig:
     quick: bool = False
     device: str = "cpu"
     threads: int = 0  # 0: all logical cores
+    busy: bool = False  # speed: also our run on the first volume beside one busy process (all cores, and one fewer)
     weights: str | None = None  # None: bundled weights; "random": untrained tiny model (smoke tests)
     sections: tuple[str, ...] = ("speed", "latency", "interactive", "accuracy", "ablations", "review")
     baselines: tuple[str, ...] = ("swinunetr", "dynunet")
@@ -202,6 +203,13 @@ def section_speed(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
         result["volumes"][vol] = {"repeats": {m: len(r["runs"]) for m, r in methods.items()}, "description": desc, "baseline_spacing_zyx_mm": target, "shape_zyx": list(image.shape), "spacing_zyx_mm": list(spacing),
                                   "methods": methods, "compare": speed.compare(methods)}
         result["profile"][vol] = profile_auto(predictor, image, spacing, modality)
+    if cfg.busy and cfg.volumes:
+        vspec = _volume_spec(cfg, cfg.volumes[0])[0]
+        cores = os.cpu_count() or 1
+        log(f"speed: {cfg.volumes[0]} beside one busy process, {cores} and {max(1, cores - 1)} threads")
+        result["busy"] = {"volume": cfg.volumes[0], "cores": cores,
+                          "threads": speed.measure_busy({**ours, "volume": vspec}, sorted({cores, max(1, cores - 1)}),
+                                                        _repeats(cfg.repeats_ours, cfg.volumes[0]), cfg.timeout_s, log)}
     return result
 
 
@@ -458,6 +466,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (the same device for every method)")
     p.add_argument("--out", type=Path, default=Path("runs/benchmark"), help="report folder")
     p.add_argument("--threads", type=int, default=0, help="torch threads for every method (0: all cores)")
+    p.add_argument("--busy", action="store_true",
+                   help="speed: also time ours on the first volume beside one busy process (all cores, one fewer)")
     p.add_argument("--weights", default=None, help="our weights (.safetensors); default bundled; 'random' = untrained")
     p.add_argument("--sections", default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--baselines", default=None, help="comma-separated: swinunetr,dynunet")
@@ -483,7 +493,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
                           "train_budget_min": args.train_budget_min, "train_dir": args.train_dir,
                           "train_jobs": args.train_jobs,
                           "train_only": tuple(t.strip() for t in (args.train_only or "").split(",") if t.strip()),
-                          "baseline_grid": args.baseline_grid,
+                          "baseline_grid": args.baseline_grid, "busy": args.busy,
                           "command": "napari-s2vnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
     if args.device == "auto":
         import torch

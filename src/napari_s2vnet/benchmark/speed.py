@@ -275,6 +275,31 @@ def measure(spec: dict[str, Any], repeats: int, timeout_s: float = 3600.0, log=p
     return {"runs": runs, "summary": summary, **keep}
 
 
+class BusyCore:
+    """One other busy process for the ``with`` block (a Python spin loop: one core taken, as by a
+    training or a second user's job), so the "busy machine" row sees what a user on a shared machine sees."""
+
+    def __enter__(self) -> BusyCore:
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)  # let it take its core
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def measure_busy(spec: dict[str, Any], thread_counts: list[int], repeats: int, timeout_s: float = 3600.0,
+                 log=print) -> dict[str, Any]:
+    """Our automatic segmentation beside one busy process, for each torch thread count (e.g. all
+    cores, as torch's default, and one fewer, as ``segment``'s default picks from the load average)."""
+    out: dict[str, Any] = {}
+    with BusyCore():
+        for n in thread_counts:
+            out[str(n)] = measure({**spec, "threads": n}, repeats, timeout_s, log)
+    return out
+
+
 def compare(results: dict[str, dict[str, Any]], ours: str = "s2vnet") -> dict[str, Any]:
     """Ratios of one volume: baseline median time ÷ ours, our peak memory ÷ baseline's."""
     me = results.get(ours)
