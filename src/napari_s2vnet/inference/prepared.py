@@ -58,16 +58,7 @@ class PreparedImage:
             return net.numpy()
         out, band = _band(net, tuple(self.shape[1:]))
         if band.size:
-            net = net.long()
-            winners = torch.bincount(net.flatten(), minlength=s.shape[0]).nonzero()[:, 0]
-            best, group = _band_scores(_resized(s[winners], pad, (h, w)), band).max(1)
-            group = winners[group]
-            peak = s.flatten(1).amax(1)  # no interpolated score of a group exceeds its largest score
-            peak[winners] = -math.inf
-            rest = (peak >= best.min()).nonzero()[:, 0]
-            if len(rest):
-                other, pick = _band_scores(_resized(s[rest], pad, (h, w)), band).max(1)
-                group = torch.where(other > best, rest[pick], group)
+            group = _band_winners(s, net.long(), band, lambda maps: _resized(maps, pad, (h, w)))
             out[band.iy, band.ix] = group.to(out.dtype)
         return out.numpy()
 
@@ -131,6 +122,27 @@ def _resized(scores: torch.Tensor, size: tuple[int, int], crop: tuple[int, int])
     return F.interpolate(scores[None], size=size, mode="bilinear", align_corners=False)[0, :, : crop[0], : crop[1]].contiguous()
 
 
+def _band_winners(scores: torch.Tensor, low: torch.Tensor, band: _Band, resize=None) -> torch.Tensor:
+    """The argmax over all K classes of ``scores`` ``(K, h0, w0)`` (``resize``d to the grid of ``low``,
+    if given) interpolated at the band's pixels -> ``(n,)`` class index.
+
+    Compared first over the classes that win somewhere on that grid (``low``, its argmax), then over
+    any other class whose largest score could beat the winner somewhere in the band (no
+    interpolated score of a class exceeds its largest score).
+    """
+    resize = resize or (lambda maps: maps)
+    winners = torch.bincount(low.flatten(), minlength=scores.shape[0]).nonzero()[:, 0]
+    best, pick = _band_scores(resize(scores[winners]), band).max(1)
+    group = winners[pick]
+    peak = scores.flatten(1).amax(1)
+    peak[winners] = -math.inf
+    rest = (peak >= best.min()).nonzero()[:, 0]
+    if len(rest):
+        other, pick = _band_scores(resize(scores[rest]), band).max(1)
+        group = torch.where(other > best, rest[pick], group)
+    return group
+
+
 def bilinear_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     """``argmax_k bilinear(scores (K, h, w))`` on an ``out_hw`` grid without resizing the K maps;
     -> ``(Y, X)`` uint8 (int32 beyond 256 classes).
@@ -138,12 +150,13 @@ def bilinear_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tens
     Bilinear interpolation is, for every class, the same convex combination of the four
     surrounding pixels; where those four pixels share their argmax, that class is also the argmax of
     the combination. So only output pixels whose four corners disagree (the band along borders) are
-    interpolated, every class compared there. ``max(0).indices`` (the first maximum, as ``argmax``)
-    is used because it is several times faster on CPU.
+    interpolated (:func:`_band_winners`). ``max(0).indices`` (the first maximum, as ``argmax``) is
+    used because it is several times faster on CPU.
     """
-    out, band = _band(scores.max(0).indices, out_hw)
+    low = scores.max(0).indices
+    out, band = _band(low, out_hw)
     if band.size:
-        out[band.iy, band.ix] = _band_scores(scores, band).max(1).indices.to(out.dtype)
+        out[band.iy, band.ix] = _band_winners(scores, low, band).to(out.dtype)
     return out
 
 
