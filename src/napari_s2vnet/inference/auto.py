@@ -9,8 +9,8 @@ alone, and the two sets of class probabilities are averaged before the argmax. O
 centres travel to the next slice. On the bundled CT this keeps the benefit of propagation for small
 structures while stopping a propagated centre (e.g. colon) from drifting onto an organ that appears
 later in the chain (e.g. the bladder); docs/benchmarks.md reports all three variants. The two
-decodes of a slice run as one decoder call on a batch of two (propagated, embeddings): same result,
-fewer small operations.
+decodes of a slice run as one decoder call on a batch of two centre sets (propagated, embeddings)
+that share the slice's pixel projections: same result, less work.
 """
 
 from __future__ import annotations
@@ -74,8 +74,7 @@ def auto_slices(
     def fused_step(chain: Chain, feats: dict[int, torch.Tensor]) -> torch.Tensor:
         """Advance ``chain`` by one slice; -> the scores ``(1, G, h, w)`` of the propagated centres
         plus those of the learned embeddings (one decoder call on a batch of two)."""
-        pair = {s: f.expand(2, -1, -1, -1) for s, f in feats.items()}
-        out = model.decode(pair, torch.cat([chain.init(), anchors.centres]), pair_valid)
+        out = model.decode(feats, torch.cat([chain.init(), anchors.centres]), pair_valid)  # features shared
         chain.push(DecoderOutput(out.centres[:1], out.mask_logits[:1], out.class_logits[:1], out.objectness[:1], []))
         return slice_scores(out, pair_groups, pair_valid, num_groups).sum(0, keepdim=True)
 
