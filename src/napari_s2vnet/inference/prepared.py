@@ -50,7 +50,7 @@ class PreparedImage:
         interpolated again, over the groups that win somewhere on the network grid, and over any
         other group whose largest score could beat the winner there.
         """
-        s = scores[0].float()
+        s = scores[0].float().cpu()  # the band's gathers are small: the CPU does them, whatever the device
         h, w = self.hw
         pad = tuple(self.net.shape[-2:])
         net = bilinear_argmax(s, pad)[:h, :w]
