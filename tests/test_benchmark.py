@@ -68,7 +68,7 @@ def test_tiny_benchmark_writes_report(tmp_path):
         out=tmp_path, weights="random", threads=1, synthetic_shape=(12, 40, 40), synthetic_spacing=(3.0, 3.0, 3.0),
         roi=(64, 64, 64), swin_feature_size=12, repeats_ours=1, repeats_3d=1, latency_cases=("synthetic_small",),
         latency_clicks=4, heldout_phantoms=1, phantom_shape=(12, 48, 48), max_clicks=2,
-        classes_per_case=2, ablation_classes_per_case=1, accuracy_real=(), command="pytest",
+        classes_per_case=2, ablation_classes_per_case=1, accuracy_real=(), command="pytest", busy=True,
     )
     doc = run_benchmark(cfg, log=lambda *a: None)
     for key in HEADLINE:
@@ -82,6 +82,9 @@ def test_tiny_benchmark_writes_report(tmp_path):
     assert "dynunet" in saved["dice_auto"] and "s2vnet" in saved["dice_auto"]
     md = (tmp_path / "benchmark.md").read_text()
     assert "Speed and memory" in md and "Dice after k simulated clicks" in md and "box + clicks protocol" in md
+    busy = saved["sections"]["speed"]["busy"]
+    assert busy["threads"] and all(r["summary"]["inprocess_s"]["median"] > 0 for r in busy["threads"].values())
+    assert "Busy machine" in md and "Where our time goes" in md and "cluster decoder" in md
     for png in ("speed.png", "latency.png", "interactive.png"):
         assert (tmp_path / png).stat().st_size > 0
 

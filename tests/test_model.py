@@ -28,6 +28,21 @@ def test_encoder_shapes(tiny_model):
         2: (2, d, 16, 24), 4: (2, d, 8, 12), 8: (2, d, 4, 6), 16: (2, d, 2, 3)}
 
 
+@torch.inference_mode()
+def test_two_centre_sets_on_shared_features_decode_as_two_calls(tiny_model):
+    """Batch-1 features with a batch of two centre sets (automatic mode's fused decode) give what
+    two separate decodes give."""
+    feats = _feats(tiny_model, b=1)
+    a = tiny_model.auto_anchors(1)
+    other = a.centres + 0.3 * torch.randn_like(a.centres)
+    pair = tiny_model.decode(feats, torch.cat([a.centres, other]), a.valid.expand(2, -1))
+    for i, centres in enumerate((a.centres, other)):
+        one = tiny_model.decode(feats, centres, a.valid)
+        for got, want in ((pair.mask_logits, one.mask_logits), (pair.centres, one.centres),
+                          (pair.objectness, one.objectness), (pair.aux_logits[-1], one.aux_logits[-1])):
+            torch.testing.assert_close(got[i : i + 1], want)
+
+
 def test_auto_decode_shapes_backward_no_nan(tiny_config):
     model = S2VNet(tiny_config).train()
     x = torch.randn(2, 2, 32, 32, requires_grad=False)

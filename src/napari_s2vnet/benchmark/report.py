@@ -151,6 +151,19 @@ def _mmm(s: dict | None, nd: int = 2) -> str:
     return f"{s['median']:.{nd}f} ({s['min']:.{nd}f}–{s['max']:.{nd}f})"
 
 
+def _profile_lines(profiles: dict[str, Any]) -> list[str]:
+    """One table per volume: stage, cumulative s and ms per slice under cProfile (``benchmark/profile.py``)."""
+    out: list[str] = []
+    for vol, prof in profiles.items():
+        per = prof.get("stages_ms_per_slice", {})
+        grid = f", {prof['slices']} slices of {prof['input_yx']}, network {prof['network_hw']}" if "slices" in prof else ""
+        out += [f"Where our time goes on {vol} (cProfile{grid}; {prof['total_s']:.2f} s plain, "
+                f"{prof.get('profiled_s', prof['total_s']):.2f} s profiled):", ""]
+        out += _table(["stage", "cumulative s", "ms per slice"],
+                      sorted(([k, v, per.get(k)] for k, v in prof["stages_s"].items()), key=lambda r: -r[1]))
+    return out
+
+
 def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
     meta, sec = doc["meta"], doc["sections"]
     m = meta.get("machine", {})
@@ -199,9 +212,15 @@ def write_markdown(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
             if cmp_rows:
                 out += _table(["vs", "speed-up (in-process)", "speed-up (whole process)", "our/their peak RSS",
                                "our/their ΔRSS"], cmp_rows)
-        for vol, prof in s.get("profile", {}).items():
-            out += [f"Where our time goes on {vol} (cProfile, one run, {prof['total_s']:.2f} s total):", ""]
-            out += _table(["stage", "cumulative s"], sorted(([k, v] for k, v in prof["stages_s"].items()), key=lambda r: -r[1]))
+        if s.get("busy"):
+            b = s["busy"]
+            out += [f"Busy machine: ours on {b['volume']} beside one busy process ({b['cores']} cores):", ""]
+            out += _table(["torch threads", "in-process s", "whole process s"],
+                          [[n, _mmm(r["summary"]["inprocess_s"]), _mmm(r["summary"]["process_wall_s"])]
+                           for n, r in b["threads"].items()])
+        out += _profile_lines(s.get("profile", {}))
+    if "profile" in sec:
+        out += ["## Profile of our automatic segmentation", ""] + _profile_lines(sec["profile"]["profile"])
     if "latency" in sec:
         out += ["## 2. Interactive latency (features cached)", ""]
         rows = [[case, r["shape"], r["feature_cache_ms_per_slice"], r["feature_cache_mb"], r["click_ms_p50"], r["click_ms_p95"],

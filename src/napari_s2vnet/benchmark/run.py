@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-SECTIONS = ("speed", "latency", "interactive", "training", "accuracy", "ablations", "review")
+SECTIONS = ("speed", "profile", "latency", "interactive", "training", "accuracy", "ablations", "review")
 
 
 @dataclass
@@ -34,6 +34,7 @@ class BenchConfig:
     quick: bool = False
     device: str = "cpu"
     threads: int = 0  # 0: all logical cores
+    busy: bool = False  # speed: also our run on the first volume beside one busy process (all cores, and one fewer)
     weights: str | None = None  # None: bundled weights; "random": untrained tiny model (smoke tests)
     sections: tuple[str, ...] = ("speed", "latency", "interactive", "accuracy", "ablations", "review")
     baselines: tuple[str, ...] = ("swinunetr", "dynunet")
@@ -168,6 +169,7 @@ def _volume_spec(cfg: BenchConfig, name: str) -> tuple[dict[str, Any], str]:
 # ---------------------------------------------------------------------------------------- sections
 def section_speed(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
     from napari_s2vnet.benchmark import speed
+    from napari_s2vnet.benchmark.profile import profile_auto
 
     threads = cfg.threads
     result: dict[str, Any] = {"volumes": {}, "profile": {}, "threads": threads, "device": cfg.device,
@@ -200,7 +202,27 @@ def section_speed(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
             methods[base] = speed.measure(spec, _repeats(cfg.repeats_3d, vol), cfg.timeout_s, log)
         result["volumes"][vol] = {"repeats": {m: len(r["runs"]) for m, r in methods.items()}, "description": desc, "baseline_spacing_zyx_mm": target, "shape_zyx": list(image.shape), "spacing_zyx_mm": list(spacing),
                                   "methods": methods, "compare": speed.compare(methods)}
-        result["profile"][vol] = speed.profile_auto(predictor, image, spacing, modality)
+        result["profile"][vol] = profile_auto(predictor, image, spacing, modality)
+    if cfg.busy and cfg.volumes:
+        vspec = _volume_spec(cfg, cfg.volumes[0])[0]
+        cores = os.cpu_count() or 1
+        log(f"speed: {cfg.volumes[0]} beside one busy process, {cores} and {max(1, cores - 1)} threads")
+        result["busy"] = {"volume": cfg.volumes[0], "cores": cores,
+                          "threads": speed.measure_busy({**ours, "volume": vspec}, sorted({cores, max(1, cores - 1)}),
+                                                        _repeats(cfg.repeats_ours, cfg.volumes[0]), cfg.timeout_s, log)}
+    return result
+
+
+def section_profile(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
+    """Only the in-process profile of our automatic segmentation (``benchmark/profile.py``), per volume."""
+    from napari_s2vnet.benchmark import speed
+    from napari_s2vnet.benchmark.profile import profile_auto
+
+    result: dict[str, Any] = {"profile": {}, "threads": cfg.threads, "device": cfg.device, "load_avg": os.getloadavg()}
+    for vol in cfg.volumes:
+        image, spacing, modality = speed.load_volume(_volume_spec(cfg, vol)[0])
+        log(f"profile: {vol} {image.shape}")
+        result["profile"][vol] = profile_auto(predictor, image, spacing, modality)
     return result
 
 
@@ -372,7 +394,7 @@ def section_ablations(cfg: BenchConfig, predictor, log) -> dict[str, Any]:
             "note": None if variants else f"no trained variants under {train_dir} (run with --train-budget-min)"}
 
 
-RUNNERS = {"speed": section_speed, "latency": section_latency, "interactive": section_interactive,
+RUNNERS = {"speed": section_speed, "profile": section_profile, "latency": section_latency, "interactive": section_interactive,
            "training": section_training, "accuracy": section_accuracy, "ablations": section_ablations,
            "review": section_review}
 
@@ -444,6 +466,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (the same device for every method)")
     p.add_argument("--out", type=Path, default=Path("runs/benchmark"), help="report folder")
     p.add_argument("--threads", type=int, default=0, help="torch threads for every method (0: all cores)")
+    p.add_argument("--busy", action="store_true",
+                   help="speed: also time ours on the first volume beside one busy process (all cores, one fewer)")
     p.add_argument("--weights", default=None, help="our weights (.safetensors); default bundled; 'random' = untrained")
     p.add_argument("--sections", default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--baselines", default=None, help="comma-separated: swinunetr,dynunet")
@@ -469,7 +493,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
                           "train_budget_min": args.train_budget_min, "train_dir": args.train_dir,
                           "train_jobs": args.train_jobs,
                           "train_only": tuple(t.strip() for t in (args.train_only or "").split(",") if t.strip()),
-                          "baseline_grid": args.baseline_grid,
+                          "baseline_grid": args.baseline_grid, "busy": args.busy,
                           "command": "napari-s2vnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
     if args.device == "auto":
         import torch
@@ -483,7 +507,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 
             raise InputError(f"unknown benchmark sections {sorted(unknown)}: choose from {', '.join(SECTIONS)}")
     elif args.train_budget_min > 0:
-        kw["sections"] = SECTIONS
+        kw["sections"] = tuple(s for s in SECTIONS if s != "profile")  # the speed section profiles too
     if args.baselines:
         kw["baselines"] = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     if args.repeats:

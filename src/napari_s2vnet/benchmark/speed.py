@@ -275,6 +275,31 @@ def measure(spec: dict[str, Any], repeats: int, timeout_s: float = 3600.0, log=p
     return {"runs": runs, "summary": summary, **keep}
 
 
+class BusyCore:
+    """One other busy process for the ``with`` block (a Python spin loop: one core taken, as by a
+    training or a second user's job), so the "busy machine" row sees what a user on a shared machine sees."""
+
+    def __enter__(self) -> BusyCore:
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)  # let it take its core
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def measure_busy(spec: dict[str, Any], thread_counts: list[int], repeats: int, timeout_s: float = 3600.0,
+                 log=print) -> dict[str, Any]:
+    """Our automatic segmentation beside one busy process, for each torch thread count (e.g. all
+    cores, as torch's default, and one fewer, as ``segment``'s default picks from the load average)."""
+    out: dict[str, Any] = {}
+    with BusyCore():
+        for n in thread_counts:
+            out[str(n)] = measure({**spec, "threads": n}, repeats, timeout_s, log)
+    return out
+
+
 def compare(results: dict[str, dict[str, Any]], ours: str = "s2vnet") -> dict[str, Any]:
     """Ratios of one volume: baseline median time ÷ ours, our peak memory ÷ baseline's."""
     me = results.get(ours)
@@ -297,34 +322,6 @@ def compare(results: dict[str, dict[str, Any]], ours: str = "s2vnet") -> dict[st
             "memory_ratio_cuda_peak": ratio(m["cuda_peak_mb"], s["cuda_peak_mb"]),
         }
     return out
-
-
-def profile_auto(predictor, image: np.ndarray, spacing, modality: str, top: int = 12) -> dict[str, Any]:
-    """Where the time of one automatic segmentation goes (cProfile, cumulative seconds per stage)."""
-    import cProfile
-    import pstats
-
-    prof = cProfile.Profile()
-    t0 = time.perf_counter()
-    prof.enable()
-    predictor.segment_internal(image, spacing, modality)
-    prof.disable()
-    total = time.perf_counter() - t0
-    st = pstats.Stats(prof)
-    stages = {"normalize_intensity": "preprocess: intensity windows", "resample_inplane": "preprocess: in-plane resampling",
-              "compute": "encoder (backbone + pixel decoder, FeatureCache.compute)", "decode": "cluster decoder",
-              "next_init": "propagation (centroid aggregation)", "to_input": "scores back to the input grid",
-              "slice_scores": "per-class probabilities", "from_normalized": "padding",
-              "labels_on_input": "scores back to the input grid + argmax", "prepare_image": "preprocess (all)"}
-    found: dict[str, float] = {}
-    rows = []
-    for (file, _line, func), (_cc, _nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
-        if "napari_s2vnet" in file and func in stages:
-            found[stages[func]] = found.get(stages[func], 0.0) + ct
-        rows.append((tt, func, Path(file).name))
-    rows.sort(reverse=True)
-    return {"total_s": total, "stages_s": found,
-            "top_self_time": [{"function": f"{n}:{f}", "self_s": t} for t, f, n in rows[:top]]}
 
 
 def main(argv: list[str] | None = None) -> int:

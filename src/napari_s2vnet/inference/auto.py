@@ -8,7 +8,9 @@ recurrent centroid aggregation (classes absent on the last slice restart from th
 alone, and the two sets of class probabilities are averaged before the argmax. Only the propagated
 centres travel to the next slice. On the bundled CT this keeps the benefit of propagation for small
 structures while stopping a propagated centre (e.g. colon) from drifting onto an organ that appears
-later in the chain (e.g. the bladder); docs/benchmarks.md reports all three variants.
+later in the chain (e.g. the bladder); docs/benchmarks.md reports all three variants. The two
+decodes of a slice run as one decoder call on a batch of two centre sets (propagated, embeddings)
+that share the slice's pixel projections: same result, less work.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, slice_scores
+from napari_s2vnet.model.cluster_decoder import DecoderOutput
 from napari_s2vnet.model.s2vnet import Chain, S2VNet
 
 
@@ -60,24 +63,32 @@ def auto_slices(
     num_groups = model.config.num_classes + 1
     up, down = outward_order(start, z_count)
 
-    def labels_of(z: int, out, feats=None) -> np.ndarray:
-        """Labels of a decoded slice; with ``feats``, fused with a decode from the embeddings."""
-        scores = slice_scores(out, anchors.groups, valid, num_groups)
-        if feats is not None and fuse_anchor and model.config.use_propagation:
-            fresh = model.decode(feats, anchors.centres, valid)
-            scores = scores + slice_scores(fresh, anchors.groups, valid, num_groups)
+    fuse = fuse_anchor and model.config.use_propagation
+    pair_groups, pair_valid = anchors.groups.expand(2, -1), valid.expand(2, -1)
+
+    def labels_of(z: int, scores: torch.Tensor) -> np.ndarray:
         if on_scores is not None:
             on_scores(z, scores)
         return ids[prepared.labels_on_input(scores)]
 
+    def fused_step(chain: Chain, feats: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Advance ``chain`` by one slice; -> the scores ``(1, G, h, w)`` of the propagated centres
+        plus those of the learned embeddings (one decoder call on a batch of two)."""
+        out = model.decode(feats, torch.cat([chain.init(), anchors.centres]), pair_valid)  # features shared
+        chain.push(DecoderOutput(out.centres[:1], out.mask_logits[:1], out.class_logits[:1], out.objectness[:1], []))
+        return slice_scores(out, pair_groups, pair_valid, num_groups).sum(0, keepdim=True)
+
     feats = cache.get(start, up[:4] + down[:4])
     first = Chain(model, anchors).step(feats, valid)
-    yield start, labels_of(start, first)  # decoded from the embeddings already: nothing to fuse
+    yield start, labels_of(start, slice_scores(first, anchors.groups, valid, num_groups))  # from the embeddings already
     for order in (up, down):
         chain = Chain(model, anchors, first)
         for i, z in enumerate(order):
             feats = cache.get(z, order[i + 1 : i + 16])
-            yield z, labels_of(z, chain.step(feats, valid), feats)
+            if fuse:
+                yield z, labels_of(z, fused_step(chain, feats))
+            else:
+                yield z, labels_of(z, slice_scores(chain.step(feats, valid), anchors.groups, valid, num_groups))
 
 
 def auto_volume(model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes=None, start=None,

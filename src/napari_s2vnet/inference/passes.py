@@ -277,6 +277,7 @@ class PassRunner:
             yield item
             if target is None:  # plain alternation between directions
                 heads.append(heads.pop(idx))
+        self._close_round()  # fully propagated: its undo record is compressed now, not on the next click
 
     def _restart(self, start: int) -> np.ndarray:
         """A new round that decodes slice ``start`` again for every class clicked there (its pass queued)."""

@@ -64,16 +64,16 @@ class KMeansCrossAttention(nn.Module):
     def forward(
         self, centres: torch.Tensor, pixels: torch.Tensor, valid: torch.Tensor, bias: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        b, _, h, w = pixels.shape
-        flat = pixels.flatten(2).transpose(1, 2)  # (B, N, D)
-        logits = torch.einsum("bkd,bnd->bkn", self.query(centres), self.key(flat)) * self.scale
+        h, w = pixels.shape[-2:]
+        flat = pixels.flatten(2).transpose(1, 2)  # (B, N, D), or (1, N, D) shared by the B centre sets
+        logits = torch.matmul(self.query(centres), self.key(flat).transpose(1, 2)) * self.scale  # (B, K, N)
         if bias is not None:
             logits = logits + bias.unsqueeze(-1).to(logits.dtype)
         logits = masked_fill_invalid(logits, valid)
         assign = F.one_hot(logits.argmax(dim=1), centres.shape[1]).transpose(1, 2).to(flat.dtype)  # (B,K,N)
         mean = assign @ self.value(flat) / assign.sum(-1, keepdim=True).clamp_min(1.0)
         centres = self.norm(centres + self.out(mean))
-        return centres, logits.view(b, -1, h, w)
+        return centres, logits.view(logits.shape[0], -1, h, w)
 
 
 class DecoderBlock(nn.Module):
@@ -111,12 +111,15 @@ class ClusterDecoder(nn.Module):
         self, feats: dict[int, torch.Tensor], centres: torch.Tensor, valid: torch.Tensor,
         bias: torch.Tensor | None = None,
     ) -> DecoderOutput:
+        """``feats`` ``{stride: (B, D, h, w)}``, or batch 1 to decode B centre sets ``(B, K, D)`` on
+        the same slice (its pixel projections are computed once)."""
         aux = []
         for stride, block in zip(self.strides, self.blocks):
             centres, logits = block(centres, feats[stride], valid, bias)
             aux.append(logits)
         embed = self.mask_embed(centres)
-        mask_logits = torch.einsum("bkd,bdhw->bkhw", embed, feats[2]) * self.logit_scale
+        pix = feats[2]
+        mask_logits = torch.matmul(embed, pix.flatten(2)).view(*embed.shape[:2], *pix.shape[-2:]) * self.logit_scale
         if bias is not None:
             mask_logits = mask_logits + bias[:, :, None, None].to(mask_logits.dtype)
         return DecoderOutput(
