@@ -51,6 +51,7 @@ def test_segment_clicks_on_mr_world_and_voxel(tmp_path, capsys):
     assert rc == 0
     out = np.asarray(nib.load(tmp_path / "o.nii.gz").dataobj)
     assert set(np.unique(out)) == {0, 42}  # only the clicked label, with the user's id
+    assert ": 1 class (clicks," in capsys.readouterr().out
     assert out[tuple(centre)] == 42
     assert nib.load(tmp_path / "o.nii.gz").shape == mr.array.shape
 
@@ -222,7 +223,7 @@ def test_segment_threads_default_to_the_free_cores(phantom_file, capsys):
     folder, _, _ = phantom_file
     before = torch.get_num_threads()
     assert main(["segment", str(folder / "img.nii.gz"), "-o", str(folder / "t.nii.gz"), "--threads", "1"]) == 0
-    assert ", 1 threads)" in capsys.readouterr().out and torch.get_num_threads() == before
+    assert ", 1 thread)" in capsys.readouterr().out and torch.get_num_threads() == before
     assert main(["segment", str(folder / "img.nii.gz"), "-o", str(folder / "t.nii.gz"), "--threads", "-1"]) == 2
     assert "--threads -1" in capsys.readouterr().err
 

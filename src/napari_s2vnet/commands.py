@@ -106,8 +106,9 @@ def _segment(args: argparse.Namespace) -> int:
     names = predictor.class_names
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
     mode = "automatic" if clicks is None else ("automatic + clicks" if args.auto else "clicks")
-    print(f"{args.output}: {len(ids)} classes ({mode}, {predictor.device}, {torch.get_num_threads()} threads), "
-          f"{seconds:.1f} s")
+    threads = torch.get_num_threads()
+    print(f"{args.output}: {len(ids)} {'class' if len(ids) == 1 else 'classes'} ({mode}, {predictor.device}, "
+          f"{threads} {'thread' if threads == 1 else 'threads'}), {seconds:.1f} s")
     for i, n in zip(ids.tolist(), counts.tolist()):
         print(f"  {i:4d} {names.get(i, 'label ' + str(i)):32s} {n:9d} voxels")
     return 0
