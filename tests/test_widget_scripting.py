@@ -15,6 +15,10 @@ nib = pytest.importorskip("nibabel")
 pytestmark = pytest.mark.gui
 
 
+
+#: the docking re-fit runs twice (at once, and again after dock.REFIT_AGAIN_MS = 300 ms): wait past both
+_REFIT_WAIT_MS = 700
+
 def test_wait_ready_then_the_model_classes_keep_their_ids(qtbot, dock_factory):
     viewer, dock = dock_factory(predictor=ScriptedPredictor(), image=small_image())
     dock.wait_ready(30)
@@ -111,7 +115,7 @@ def _dock_after_image(qtbot, make_napari_viewer, pan: bool):
     dock = S2VNetDock(viewer, predictor=ScriptedPredictor())
     try:
         viewer.window.add_dock_widget(dock, name="S2VNet")
-        qtbot.wait(300)
+        qtbot.wait(_REFIT_WAIT_MS)
         after = viewer.camera.zoom, tuple(viewer.camera.center)
         viewer.reset_view()
         return before, after, viewer.camera.zoom
@@ -184,7 +188,7 @@ def test_docking_keeps_a_rotated_3d_view(qtbot, make_napari_viewer):
     dock = S2VNetDock(viewer, predictor=ScriptedPredictor())
     try:
         viewer.window.add_dock_widget(dock, name="S2VNet")
-        qtbot.wait(300)
+        qtbot.wait(_REFIT_WAIT_MS)
         assert tuple(viewer.camera.angles) == pytest.approx(before[0])
         assert tuple(viewer.camera.center) == pytest.approx(before[1])
     finally:

@@ -30,6 +30,9 @@ from napari_s2vnet.widget.worker import ModelInfo, ModelWorker, TaskResult
 LABELS_NAME = "S2VNet labels"
 
 
+#: the docking re-fit is repeated after this delay (ms) if the view was not touched meanwhile
+REFIT_AGAIN_MS = 300
+
 class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
     """Dock widget of the plugin (npe2 widget contribution; ``napari_viewer`` is injected)."""
 
@@ -66,6 +69,7 @@ class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
         self._autosave_future: concurrent.futures.Future | None = None
         self._closed = False
         self._view_fitted = False
+        self._fitted_camera: tuple[float, tuple] | None = None  # the camera as the docking re-fit left it
 
         self._build_ui()
         self._connect_worker()
@@ -606,6 +610,8 @@ class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
             self._view_fitted = True
             if self._view_is_centred():
                 QTimer.singleShot(0, self._fit_view)
+                # the dock's layout can resize the canvas once more after the first pass of events
+                QTimer.singleShot(REFIT_AGAIN_MS, self._fit_view_if_untouched)
 
     def _view_is_centred(self) -> bool:
         """Whether the camera is centred where Home (``reset_view``) puts it, i.e. napari's own fit
@@ -624,6 +630,14 @@ class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
     def _fit_view(self) -> None:
         if not self._closed and len(self.viewer.layers):
             self.viewer.reset_view()
+            camera = self.viewer.camera
+            self._fitted_camera = (float(camera.zoom), tuple(camera.center))
+
+    def _fit_view_if_untouched(self) -> None:
+        """Fit again, unless the user zoomed or panned since the first fit."""
+        camera = self.viewer.camera
+        if self._fitted_camera == (float(camera.zoom), tuple(camera.center)):
+            self._fit_view()
 
     # ================================================================== teardown
     def cleanup(self) -> None:
