@@ -86,10 +86,8 @@ class PromptEdits:
         try:
             for z in sorted(starts):
                 self._start_pass(z, sorted(starts[z]))
-            for p in unfinished:  # a propagation cut short by this edit finishes inside this round
-                rest = [label for label in p.labels if label not in labels]
-                if rest:
-                    self._start_pass(p.start, rest, p.effects)
+            # a propagation cut short by this edit finishes inside this round
+            self._resume(unfinished, lambda p, label: label not in labels)
         finally:
             self.slice_only = only
         self._last_starts = sorted(starts)

@@ -327,17 +327,24 @@ class Session(PromptEdits, PassRunner):
         for z in sorted({c.z for c in clicks}):
             labels = sorted({c.label for c in clicks if c.z == z})
             out[z] = self._start_pass(z, labels, effects)
-        for p in unfinished:  # a propagation cut short by these clicks finishes inside this round
-            labels = [label for label in p.labels if not any(c.z == p.start and c.label == label for c in clicks)]
-            if labels:
-                self._start_pass(p.start, labels, p.effects)
+        # a propagation cut short by these clicks finishes inside this round
+        self._resume(unfinished, lambda p, label: not any(c.z == p.start and c.label == label for c in clicks))
         return out
 
-    def _record(self, rnd: Round, clicks: list[Click], sources: list[Prompt]) -> None:
-        """Put the clicks in effect as part of round ``rnd`` (features sampled now), with their prompts."""
+    def _resume(self, unfinished: list[_Pass], keep) -> None:
+        """Queue again the passes a new round cut short, for their labels that ``keep(pass, label)``."""
+        for p in unfinished:
+            labels = [label for label in p.labels if keep(p, label)]
+            if labels:
+                self._start_pass(p.start, labels, p.effects)
+
+    def _record(self, rnd: Round, clicks: list[Click], sources: list[Prompt], rounds: list[int] | None = None) -> None:
+        """Put the clicks in effect as part of round ``rnd`` (features sampled now), with their prompts;
+        ``rounds``: each click's interaction round (default: ``rnd``'s)."""
         view = self._view(False)
-        for c, source in zip(clicks, sources):
-            record = ClickRecord(c, rnd.index, view.click_feats(self.model, c, self.device), None if source is c else source)
+        for i, (c, source) in enumerate(zip(clicks, sources)):
+            index = rnd.index if rounds is None else rounds[i]
+            record = ClickRecord(c, index, view.click_feats(self.model, c, self.device), None if source is c else source)
             rnd.clicks_added.append(record)
             self._clicks.append(record)
 
@@ -451,12 +458,9 @@ class Session(PromptEdits, PassRunner):
         rounds = [int(r) for r in rounds] if rounds is not None else [0] * len(items)
         expanded = [(c, s, r) for p, r in zip(items, rounds) for c, s in zip(*self._expand([p]))]
         self.set_labels(labels_zyx)  # closes an "edit" round; the clicks join it
-        rnd = self._undo[-1]
-        view = self._view(False)
-        for c, source, r in expanded:
-            record = ClickRecord(c, r, view.click_feats(self.model, c, self.device), None if source is c else source)
-            rnd.clicks_added.append(record)
-            self._clicks.append(record)
+        if expanded:
+            clicks, sources, click_rounds = (list(v) for v in zip(*expanded))
+            self._record(self._undo[-1], clicks, sources, click_rounds)
         self._round_counter = max([self._round_counter, *rounds])
 
     def set_labels(self, labels_zyx: np.ndarray) -> None:
