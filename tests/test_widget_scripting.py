@@ -16,7 +16,7 @@ pytestmark = pytest.mark.gui
 
 
 
-#: the docking re-fit runs twice (at once, and again after dock.REFIT_AGAIN_MS = 300 ms): wait past both
+#: the docking re-fit runs twice (at once, and again after dock_view.REFIT_AGAIN_MS = 300 ms): wait past both
 _REFIT_WAIT_MS = 700
 
 def test_wait_ready_then_the_model_classes_keep_their_ids(qtbot, dock_factory):

@@ -11,6 +11,8 @@ the points that are left, ``widget/dock_prompts.py``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,17 @@ def label_colormap(colors: dict[int, Any]) -> Any:
     for label, color in colors.items():
         color_dict[int(label)] = np.asarray(color, dtype=float)
     return DirectLabelColormap(color_dict=color_dict)
+
+
+@contextmanager
+def own_edits(owner: Any) -> Iterator[None]:
+    """Layer changes the plugin makes itself: while inside, ``owner._syncing`` is set so that its
+    layer-event handlers do not take them for the user's edits."""
+    owner._syncing = True
+    try:
+        yield
+    finally:
+        owner._syncing = False
 
 
 def _swatch(color: list[float]) -> QIcon:
@@ -391,14 +404,11 @@ class ClassesPanel(QWidget):
             features["positive"] = True
         for i, pos in positive.items():
             features.loc[i, "positive"] = bool(pos)
-        self._syncing = True
-        try:
+        with own_edits(self):
             layer.features = features
             layer.symbol = np.where(features["positive"].to_numpy(dtype=bool), "disc", "x")
             layer.face_color = self.entries[layer.metadata[POINTS_META]].color
             layer.selected_data = set()
-        finally:
-            self._syncing = False
 
     def add_click_point(self, label: int, z: float, y: float, x: float, positive: bool = True) -> None:
         """Add a click as if the user clicked (used by tests and scripting)."""
@@ -423,16 +433,13 @@ class ClassesPanel(QWidget):
                 continue
             data = np.array([[c.z, c.y, c.x] for c in items], dtype=float).reshape(-1, 3)
             positive = np.array([bool(c.positive) for c in items], dtype=bool)
-            self._syncing = True
-            try:
+            with own_edits(self):
                 layer.data = data
                 layer.features = {"positive": positive}
                 if len(data):
                     layer.symbol = np.where(positive, "disc", "x")
                     layer.face_color = self.entries[label].color
                 layer.selected_data = set()
-            finally:
-                self._syncing = False
 
     def all_points(self) -> dict[int, Any]:
         return {k: v for k, v in self._points.items() if v in self.viewer.layers}

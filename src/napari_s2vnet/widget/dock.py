@@ -10,13 +10,12 @@ image are dropped.
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QApplication, QFileDialog, QWidget
+from qtpy.QtWidgets import QFileDialog, QWidget
 
 from napari_s2vnet.inference.prompts import Prompt
 from napari_s2vnet.inference.state import Click
@@ -24,16 +23,14 @@ from napari_s2vnet.widget import autosave
 from napari_s2vnet.widget.dock_persistence import DockPersistence
 from napari_s2vnet.widget.dock_prompts import DockPrompts
 from napari_s2vnet.widget.dock_ui import BUNDLED, FROM_FILE, DockUI, count_text
+from napari_s2vnet.widget.dock_view import DockView
 from napari_s2vnet.widget.reader import META_KEY
 from napari_s2vnet.widget.worker import ModelInfo, ModelWorker, TaskResult
 
 LABELS_NAME = "S2VNet labels"
 
 
-#: the docking re-fit is repeated after this delay (ms) if the view was not touched meanwhile
-REFIT_AGAIN_MS = 300
-
-class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
+class S2VNetDock(DockUI, DockPersistence, DockPrompts, DockView, QWidget):
     """Dock widget of the plugin (npe2 widget contribution; ``napari_viewer`` is injected)."""
 
     def __init__(self, napari_viewer: Any, predictor: Any = None, load_default: bool = True) -> None:
@@ -141,12 +138,7 @@ class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
         self.last_error = f"{context}: {message}"
         self._set_status(f"Error ({context}): {message}")
         self._close_progress()
-        try:
-            from napari.utils.notifications import show_warning
-
-            show_warning(f"S2VNet {context}: {message}")
-        except Exception:
-            pass
+        self._notify(f"S2VNet {context}: {message}")
 
     def _on_worker_warning(self, context: str, message: str) -> None:
         """One notification per distinct warning and image (a warning repeated by every round shows once)."""
@@ -155,10 +147,15 @@ class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
         self._warned.add(message)
         self.last_warning = message
         self._set_status(f"Warning ({context}): {message}")
+        self._notify(f"S2VNet: {message}")
+
+    @staticmethod
+    def _notify(text: str) -> None:
+        """A napari warning notification (nothing where napari's notifications are unavailable)."""
         try:
             from napari.utils.notifications import show_warning
 
-            show_warning(f"S2VNet: {message}")
+            show_warning(text)
         except Exception:
             pass
 
@@ -566,78 +563,6 @@ class S2VNetDock(DockUI, DockPersistence, DockPrompts, QWidget):
     def _apply_colormap(self) -> None:
         if self.labels_layer is not None and self.labels_layer in self.viewer.layers:
             self.labels_layer.colormap = self.classes.colormap()
-
-    # ================================================================== scripting
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Return once the model is loaded and, when an image is selected, its session is open, so
-        that ``classes.add_class("liver")`` gets the model's id and clicks are taken.
-
-        Processes Qt events while it waits (call it from the main thread, e.g. a script or notebook).
-        Raises ``TimeoutError`` after ``timeout`` s and ``RuntimeError`` if the worker reports an error.
-        """
-        self._wait_for(lambda: self.model_info is not None and (self.image_layer is None or self.token >= 0),
-                       timeout, "the model to load")
-
-    def wait_idle(self, timeout: float = 600.0) -> None:
-        """Return once the worker has finished everything asked of it: the clicks made so far (their
-        round and propagation, with *live* on), Auto-segment, Undo/Redo, feature caching; the
-        layers then hold the results. Same rules as :meth:`wait_ready`."""
-        self.wait_ready(timeout)
-        self._wait_for(lambda: not self._round_timer.isActive() and self.worker.idle(), timeout, "the worker")
-
-    def _wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        error, deadline = self.last_error, time.monotonic() + timeout
-        while True:
-            QApplication.processEvents()  # the worker's results and errors arrive as queued signals
-            if self.last_error != error:
-                raise RuntimeError(f"S2VNet {self.last_error}")
-            if condition():
-                QApplication.processEvents()  # what the worker sent last, an error among it
-                if self.last_error != error:
-                    raise RuntimeError(f"S2VNet {self.last_error}")
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"S2VNet: waited {timeout:g} s for {what}")
-            time.sleep(0.01)
-
-    # ================================================================== view
-    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
-        """The first time the dock is shown, a view the user has not panned is re-fitted to the
-        narrower canvas once the layout settles: an image opened before the dock would otherwise
-        stay cropped left and right until Home."""
-        super().showEvent(event)
-        if not self._view_fitted:
-            self._view_fitted = True
-            if self._view_is_centred():
-                QTimer.singleShot(0, self._fit_view)
-                # the dock's layout can resize the canvas once more after the first pass of events
-                QTimer.singleShot(REFIT_AGAIN_MS, self._fit_view_if_untouched)
-
-    def _view_is_centred(self) -> bool:
-        """Whether the camera is centred where Home (``reset_view``) puts it, i.e. napari's own fit
-        when the image was added, made for a canvas that may since have changed size (zooming with
-        the mouse or panning moves the centre)."""
-        if not len(self.viewer.layers):
-            return False
-        camera = self.viewer.camera
-        zoom, center, angles = float(camera.zoom), tuple(camera.center), tuple(camera.angles)
-        self.viewer.reset_view()
-        fitted = np.asarray(camera.center, dtype=float)
-        camera.zoom, camera.center, camera.angles = zoom, center, angles
-        tol = 1e-3 * max(1.0, float(np.max(np.abs(fitted))))
-        return bool(np.allclose(center, fitted, atol=tol))
-
-    def _fit_view(self) -> None:
-        if not self._closed and len(self.viewer.layers):
-            self.viewer.reset_view()
-            camera = self.viewer.camera
-            self._fitted_camera = (float(camera.zoom), tuple(camera.center))
-
-    def _fit_view_if_untouched(self) -> None:
-        """Fit again, unless the user zoomed or panned since the first fit."""
-        camera = self.viewer.camera
-        if self._fitted_camera == (float(camera.zoom), tuple(camera.center)):
-            self._fit_view()
 
     # ================================================================== teardown
     def cleanup(self) -> None:

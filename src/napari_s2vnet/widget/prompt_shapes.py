@@ -21,7 +21,7 @@ import numpy as np
 from qtpy.QtCore import QObject, Signal
 
 from napari_s2vnet.inference.prompts import Box, Scribble
-from napari_s2vnet.widget.classes_panel import POINTS_PREFIX, ClassesPanel
+from napari_s2vnet.widget.classes_panel import POINTS_PREFIX, ClassesPanel, own_edits
 
 SHAPES_META = "s2vnet_shapes"
 NEGATIVE_SHADE = 0.45  # a negative stroke's colour: the class colour times this
@@ -93,12 +93,9 @@ class PromptShapes(QObject):
         color = np.asarray(self.classes.entries[layer.metadata[SHAPES_META]].color, dtype=float)
         positive = layer.features["positive"].to_numpy(dtype=bool)
         dark = np.concatenate([color[:3] * NEGATIVE_SHADE, color[3:]])
-        self._syncing = True
-        try:
+        with own_edits(self):
             layer.edge_color = np.where(positive[:, None], color[None], dark[None])
             layer.edge_width = [self._width(bool(p)) for p in positive]
-        finally:
-            self._syncing = False
 
     # ------------------------------------------------------------------ shapes <-> prompts
     def _on_data(self, label: int, event: Any) -> None:
@@ -118,19 +115,13 @@ class PromptShapes(QObject):
             positive = kind == "rectangle" or not self.negative_mode
             features = layer.features.copy()
             features.loc[i, "positive"] = positive
-            self._syncing = True
-            try:
+            with own_edits(self):
                 layer.features = features
-            finally:
-                self._syncing = False
             prompt = self._prompt(label, np.asarray(layer.data[i]), kind, positive)
             if prompt is None:
-                self._syncing = True
-                try:
+                with own_edits(self):
                     layer.selected_data = {i}
                     layer.remove_selected()
-                finally:
-                    self._syncing = False
                 self._counts[label] = len(layer.data)
                 self.refused.emit(f"a {kind} is not a prompt: draw a rectangle (box) or a path (scribble)"
                                   if kind not in ("rectangle", "path") else
@@ -182,15 +173,12 @@ class PromptShapes(QObject):
             if layer is None:
                 continue
             data = [_vertices(p) for p in items]
-            self._syncing = True
-            try:
+            with own_edits(self):
                 layer.selected_data = set(range(len(layer.data)))
                 layer.remove_selected()
                 if data:
                     layer.add(data, shape_type=["rectangle" if isinstance(p, Box) else "path" for p in items])
                 layer.features = {"positive": np.array([getattr(p, "positive", True) for p in items], dtype=bool)}
-            finally:
-                self._syncing = False
             self._counts[label] = len(layer.data)
             self._style(layer)
 
