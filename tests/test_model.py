@@ -228,3 +228,62 @@ def test_one_centre_models_have_no_copy_embedding(tiny_model):
     assert not any(k.startswith("copy_embed") for k in tiny_model.state_dict())
     with pytest.raises(ValueError):
         preset("tiny", {1: "spleen"}, centres_per_class=0)
+
+
+# ----------------------------------------------------------------- embed_stride=4 (lighter pixel decoder)
+STRIDE2_LAYERS = ("pixel_decoder.lateral.0.", "pixel_decoder.smooth.0.")
+
+
+def test_stride4_shapes_backward_no_nan_and_clicks(tiny_config):
+    cfg = dataclasses.replace(tiny_config, embed_stride=4)
+    torch.manual_seed(0)
+    model = S2VNet(cfg).train()
+    feats = model.encode(torch.randn(2, 2, 32, 48))
+    d = cfg.dim
+    assert {s: tuple(f.shape) for s, f in feats.items()} == {4: (2, d, 8, 12), 8: (2, d, 4, 6), 16: (2, d, 2, 3)}
+    anchors = model.auto_anchors(2)
+    out = model.run_chain([feats, feats], anchors)[-1]
+    k = cfg.num_background + cfg.num_classes
+    assert out.mask_logits.shape == (2, k, 8, 12)
+    clicks = model.sample_clicks(feats, torch.tensor([[[5.0, 7.0]], [[20.0, 30.0]]]), (32, 48))
+    assert clicks.shape == (2, 1, 4 * d)
+    loss = out.mask_logits.mean() + out.objectness.mean() + sum(a.mean() for a in out.aux_logits) + clicks.mean()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert torch.isfinite(out.mask_logits).all()
+    assert model.pixel_decoder.embed[1].weight.grad.abs().sum() > 0
+    assert model.backbone.stages[0][0][0].weight.grad.abs().sum() > 0  # the stride-2 stage still feeds stride 4
+
+
+def test_stride4_has_no_stride2_layers_and_other_names_match(tiny_config):
+    two = S2VNet(tiny_config).state_dict()
+    four = S2VNet(dataclasses.replace(tiny_config, embed_stride=4)).state_dict()
+    gone = set(two) - set(four)
+    assert gone and all(k.startswith(STRIDE2_LAYERS) for k in gone)
+    assert not any(k.startswith(STRIDE2_LAYERS) for k in four)
+    assert set(four) <= set(two) and all(four[k].shape == two[k].shape for k in four)
+    with pytest.raises(ValueError, match="embed_stride"):
+        dataclasses.replace(tiny_config, embed_stride=8)
+
+
+def test_stride4_weights_roundtrip_strict(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    model = S2VNet(dataclasses.replace(tiny_config, embed_stride=4)).eval()
+    path = save_weights(model, tmp_path / "w4.safetensors", {"seed": 0})
+    loaded = load_weights(path)
+    assert loaded.config.embed_stride == 4 and loaded.config == model.config
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    feats = _feats(model, b=1)
+    a = model.auto_anchors(1)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.run_chain([feats], a)[0].mask_logits, model.run_chain([feats], a)[0].mask_logits)
+
+
+def test_config_without_embed_stride_loads_as_2():
+    raw = json.loads(preset("tiny", {5: "liver"}).to_json())
+    del raw["embed_stride"]
+    assert ModelConfig.from_json(json.dumps(raw)).embed_stride == 2
+    assert ModelConfig.from_json(preset("tiny", {5: "liver"}, embed_stride=4).to_json()).embed_stride == 4

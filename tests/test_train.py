@@ -198,3 +198,44 @@ def test_train_ablation_flags_reach_the_configs(nnunet_dataset, tmp_path):
     assert rc == 0
     assert load_weights(out / "weights.safetensors").config.click_centres == "pooled"
     assert train_info(out / "weights.safetensors")["train"]["augment"] == "light"
+
+
+def test_init_from_stride2_weights_for_a_stride4_model(tiny_config, tmp_path, capsys):
+    from napari_s2vnet.errors import InputError
+    from napari_s2vnet.model.weights import save_weights
+    from napari_s2vnet.train.trainer import STRIDE2_ONLY, _load_init
+
+    torch.manual_seed(0)
+    two = S2VNet(tiny_config)
+    path = save_weights(two, tmp_path / "w2.safetensors", {})
+    four = S2VNet(dataclasses.replace(tiny_config, embed_stride=4))
+    assert set(two.state_dict()) - set(four.state_dict()) == set(STRIDE2_ONLY)
+    _load_init(four, path)
+    assert "dropped " + ", ".join(STRIDE2_ONLY) in capsys.readouterr().out
+    for k, v in four.state_dict().items():
+        assert torch.equal(v, two.state_dict()[k])
+    path4 = save_weights(four, tmp_path / "w4.safetensors", {})
+    with pytest.raises(InputError, match="embed_stride 4"):  # no way back: the stride-2 layers are not there
+        _load_init(S2VNet(tiny_config), path4)
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    del tensors["aggregator." + next(k.split(".", 1)[1] for k in tensors if k.startswith("aggregator."))]
+    save_file(tensors, str(tmp_path / "short.safetensors"), metadata=meta)
+    with pytest.raises(Exception):  # everything else still strict
+        _load_init(S2VNet(dataclasses.replace(tiny_config, embed_stride=4)), tmp_path / "short.safetensors")
+
+
+def test_train_embed_stride_4_from_stride2_init(nnunet_dataset, tmp_path, capsys):
+    first = tmp_path / "s2"
+    assert main(["train", "--data", str(nnunet_dataset), "--out", str(first), *FAST]) == 0
+    out = tmp_path / "s4"
+    assert main(["train", "--data", str(nnunet_dataset), "--out", str(out), *FAST, "--embed-stride", "4",
+                 "--init", str(first / "weights.safetensors")]) == 0
+    assert "dropped pixel_decoder.lateral.0.weight" in capsys.readouterr().out
+    w = load_weights(out / "weights.safetensors")
+    assert w.config.embed_stride == 4
+    assert not any(k.startswith("pixel_decoder.lateral.0.") for k in w.state_dict())

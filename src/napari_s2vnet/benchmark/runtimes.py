@@ -34,19 +34,25 @@ Encode = Callable[[torch.Tensor], dict[int, torch.Tensor]]
 
 
 class _Encoder(nn.Module):
-    """Backbone + pixel decoder with a tuple output (strides 2, 4, 8, 16), as export needs."""
+    """Backbone + pixel decoder with a tuple output (strides 2, 4, 8, 16; 4, 8, 16 with
+    ``embed_stride=4``), as export needs."""
 
     def __init__(self, model) -> None:
         super().__init__()
         self.backbone, self.pixel_decoder = model.backbone, model.pixel_decoder
+        self.strides = _strides(model)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.pixel_decoder(self.backbone(x))
-        return out[2], out[4], out[8], out[16]
+        return tuple(out[s] for s in self.strides)
 
 
-def _as_dict(outs) -> dict[int, torch.Tensor]:
-    return dict(zip((2, 4, 8, 16), outs))
+def _strides(model) -> tuple[int, ...]:
+    return (2, 4, 8, 16) if model.config.embed_stride == 2 else (4, 8, 16)
+
+
+def _as_dict(outs, strides: tuple[int, ...] = (2, 4, 8, 16)) -> dict[int, torch.Tensor]:
+    return dict(zip(strides, outs))
 
 
 def _onnxruntime():
@@ -68,10 +74,10 @@ def encoder_runtime(model, kind: str, onnx_path: str | Path | None = None) -> En
     enc = _Encoder(model).eval()
     if kind.startswith("compile"):
         compiled = torch.compile(enc, dynamic=kind == "compile-dynamic")
-        return lambda x: _as_dict(compiled(x))
+        return lambda x: _as_dict(compiled(x), enc.strides)
     ort = _onnxruntime()
     path = Path(onnx_path) if onnx_path else Path(tempfile.mkdtemp(prefix="s2vnet-ort-")) / "encoder.onnx"
-    names = ["s2", "s4", "s8", "s16"]
+    names = [f"s{s}" for s in enc.strides]
     axes = {n: {0: "batch", 2: f"h_{n}", 3: f"w_{n}"} for n in names}
     example = torch.zeros(1, model.config.in_channels, 32, 32)
     with torch.no_grad():
@@ -85,7 +91,7 @@ def encoder_runtime(model, kind: str, onnx_path: str | Path | None = None) -> En
 
     def run(x: torch.Tensor) -> dict[int, torch.Tensor]:
         outs = session.run(None, {"image": x.detach().cpu().contiguous().numpy()})
-        return _as_dict(torch.from_numpy(o) for o in outs)
+        return _as_dict((torch.from_numpy(o) for o in outs), enc.strides)
 
     return run
 

@@ -141,18 +141,19 @@ class PassRunner:
     def _decode(self, view: _View, chain: Chain, z: int, ahead, n_groups: int, centre=None):
         """Decode slice ``z`` (zoomed: only the window around ``centre``) and advance ``chain``.
 
-        -> group scores ``(1, G, H/2, W/2)`` on the whole slice (background outside a window), group
-        index on the input slice, objectness per centre.
+        -> group scores ``(1, G, H/s, W/s)`` (``s = config.embed_stride``) on the whole slice
+        (background outside a window), group index on the input slice, objectness per centre.
         """
         window = view.window(centre)
         out = chain.step(view.features(z, ahead, window))
         scores = slice_scores(out, chain.anchors.groups, chain.anchors.valid, n_groups)
         if window is not None:
+            s = self.model.config.embed_stride
             pad_h, pad_w = view.prepared.net.shape[-2:]
-            full = scores.new_zeros((1, n_groups, pad_h // 2, pad_w // 2))
+            full = scores.new_zeros((1, n_groups, pad_h // s, pad_w // s))
             full[:, 0] = 1.0
             y0, x0, y1, x1 = window
-            full[:, :, y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = scores
+            full[:, :, y0 // s : y1 // s, x0 // s : x1 // s] = scores
             scores = full
         return scores, view.prepared.labels_on_input(scores), torch.sigmoid(out.objectness[0]).cpu().numpy()
 

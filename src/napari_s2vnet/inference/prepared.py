@@ -40,12 +40,12 @@ class PreparedImage:
         return (y + 0.5) * sy - 0.5, (x + 0.5) * sx - 0.5
 
     def labels_on_input(self, scores: torch.Tensor) -> np.ndarray:
-        """``(1, G, H/2, W/2)`` scores -> ``(Y, X)`` group index (uint8, int32 beyond 256 groups):
-        bilinear scores to the network grid ``(H, W)``, crop to ``hw``, bilinear to the input grid,
+        """``(1, G, H/s, W/s)`` scores (``s`` = the embedding stride, 2 or 4) -> ``(Y, X)`` group index
+        (uint8, int32 beyond 256 groups): bilinear scores to the network grid ``(H, W)``, crop to ``hw``, bilinear to the input grid,
         then argmax.
 
         The labels of that straightforward path, computed cheaply: the labels on the network grid
-        first (:func:`bilinear_argmax`: every group compared, but only where the four stride-2
+        first (:func:`bilinear_argmax`: every group compared, but only where the four score
         pixels around a pixel disagree); then only where four network pixels disagree is anything
         interpolated again, over the groups that win somewhere on the network grid, and over any
         other group whose largest score could beat the winner there.

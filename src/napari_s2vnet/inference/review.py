@@ -1,7 +1,7 @@
 """Review guidance: how unsure the model was about the labels it wrote on each slice.
 
-Measure (``docs/method.md``, "Where to look next"): on the decoder's stride-2 grid, the group scores
-of a decode (class probabilities damped by their centres' objectness, :func:`slice_scores`) are
+Measure (``docs/method.md``, "Where to look next"): on the decoder's score grid (stride 2, or 4
+with ``embed_stride=4``), the group scores of a decode (class probabilities damped by their centres' objectness, :func:`slice_scores`) are
 renormalised per pixel; the pixel's *doubt* is ``1 - (p1 - p2)``, one minus the margin between its
 two best groups (0 = sure, 1 = a tie). It is high along unsure borders and wherever a class's
 objectness is near 0.5 (a damped class ties with background). A slice's score for a class is the

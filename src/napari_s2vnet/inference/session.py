@@ -231,7 +231,8 @@ class Session(PromptEdits, PassRunner):
     def _note_doubt(self, view: _View, z: int, scores: torch.Tensor, labels: list[int], keep=None) -> None:
         """Record the doubt of a decode of slice ``z`` for ``labels`` (only those in ``keep`` if given)."""
         h, w = view.prepared.hw
-        mm2 = 4.0 * (self.spacing[1] * self.shape[1] / h) * (self.spacing[2] * self.shape[2] / w)
+        stride = float(self.model.config.embed_stride)  # the scores' pixel: stride x stride network pixels
+        mm2 = stride**2 * (self.spacing[1] * self.shape[1] / h) * (self.spacing[2] * self.shape[2] / w)
         values = doubt_by_label(scores, labels, mm2)
         self._doubt.set(z, {k: v for k, v in values.items() if keep is None or k in keep})
 

@@ -2,7 +2,9 @@
 
 Interactive mode uses the same network as automatic mode; only the initial centres differ. A click
 at ``(y, x)`` is turned into a centre by sampling the pixel features there (bilinear, at strides
-2, 4, 8 and 16, concatenated: ``(4 D,)``) and projecting them to ``D``.
+2, 4, 8 and 16, concatenated: ``(4 D,)``) and projecting them to ``D``. With ``embed_stride=4``
+there is no stride-2 map: the first slot samples the pixel embedding at stride 4 (the stride-2 map
+is the embedding in the shipped layout too), so the encoder keeps its ``4 D`` input.
 
 * **One centre per positive click** (``click_centres="per_click"``, the default): every positive
   click of a class becomes a centre of that class, and the class's mask is the sum of its centres'
@@ -63,14 +65,16 @@ class ClickCentres:
     negatives: torch.Tensor
 
 
-def sample_click_features(feats: dict[int, torch.Tensor], points: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
-    """Bilinear features at ``points`` ``(B, P, 2)`` (y, x in input pixels) -> ``(B, P, 4 D)``."""
+def sample_click_features(feats: dict[int, torch.Tensor], points: torch.Tensor, image_hw: tuple[int, int],
+                          embed_stride: int = 2) -> torch.Tensor:
+    """Bilinear features at ``points`` ``(B, P, 2)`` (y, x in input pixels) -> ``(B, P, 4 D)``: the
+    pixel embedding ``feats[embed_stride]``, then the maps at strides 4, 8, 16."""
     h, w = image_hw
     grid = torch.stack([(2 * points[..., 1] + 1) / w - 1, (2 * points[..., 0] + 1) / h - 1], dim=-1)
-    grid = grid.to(feats[2].dtype).unsqueeze(2)  # (B, P, 1, 2)
+    grid = grid.to(feats[embed_stride].dtype).unsqueeze(2)  # (B, P, 1, 2)
     sampled = [
         F.grid_sample(feats[s], grid, mode="bilinear", padding_mode="border", align_corners=False)[..., 0]
-        for s in SAMPLE_STRIDES
+        for s in (embed_stride, *SAMPLE_STRIDES[1:])
     ]  # each (B, D, P)
     return torch.cat(sampled, dim=1).transpose(1, 2)
 

@@ -15,7 +15,8 @@ recency weights of click centres, :mod:`napari_s2vnet.model.clicks`): it is adde
 logits in every block and to its mask logits.
 
 Blocks visit the strides in ``decoder_strides`` (coarse to fine), ``decoder_rounds`` times. The heads
-then give, per centre, mask logits ``(B, K, H/2, W/2)`` = centre embedding . pixel embedding, class
+then give, per centre, mask logits ``(B, K, H/s, W/s)`` = centre embedding . pixel embedding
+(``s = embed_stride``: 2 as shipped, 4 with the lighter pixel decoder), class
 logits ``(B, K, N+1)`` (index 0 = no object) and an objectness logit ``(B, K)`` (is the centre's
 structure on this slice at all?).
 """
@@ -32,7 +33,7 @@ from torch import nn
 @dataclass
 class DecoderOutput:
     centres: torch.Tensor  # (B, K, D) refined centres, the state that propagates to the next slice
-    mask_logits: torch.Tensor  # (B, K, H/2, W/2)
+    mask_logits: torch.Tensor  # (B, K, H/s, W/s), s = embed_stride (2 or 4)
     class_logits: torch.Tensor  # (B, K, N+1)
     objectness: torch.Tensor  # (B, K)
     aux_logits: list[torch.Tensor]  # per block: (B, K, h, w) clustering logits at that block's stride
@@ -98,8 +99,10 @@ class DecoderBlock(nn.Module):
 
 
 class ClusterDecoder(nn.Module):
-    def __init__(self, dim: int, heads: int, strides: tuple[int, ...], rounds: int, num_classes: int) -> None:
+    def __init__(self, dim: int, heads: int, strides: tuple[int, ...], rounds: int, num_classes: int,
+                 embed_stride: int = 2) -> None:
         super().__init__()
+        self.embed_stride = embed_stride  # the pixel embedding is feats[embed_stride]
         self.strides = tuple(strides) * rounds
         self.blocks = nn.ModuleList(DecoderBlock(dim, heads) for _ in self.strides)
         self.mask_embed = FeedForward(dim, dim)
@@ -118,7 +121,7 @@ class ClusterDecoder(nn.Module):
             centres, logits = block(centres, feats[stride], valid, bias)
             aux.append(logits)
         embed = self.mask_embed(centres)
-        pix = feats[2]
+        pix = feats[self.embed_stride]
         mask_logits = torch.matmul(embed, pix.flatten(2)).view(*embed.shape[:2], *pix.shape[-2:]) * self.logit_scale
         if bias is not None:
             mask_logits = mask_logits + bias[:, :, None, None].to(mask_logits.dtype)

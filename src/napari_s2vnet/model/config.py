@@ -38,6 +38,9 @@ class ModelConfig:
             fine training copies (``train --fine-mm``); 0 = the model was not trained for them: no zoom.
         click_centres: ``per_click`` (each positive click is a centre of its class) or ``pooled``
             (one recency-weighted centre per class; weights files written before this setting).
+        embed_stride: stride of the pixel embedding the mask logits are computed on: 2 (the shipped
+            layout; weights files written before this setting) or 4 (lighter pixel decoder, no
+            stride-2 fusion: :mod:`napari_s2vnet.model.pixel_decoder`).
         use_propagation / use_aggregation / adaptive_clicks: ablation switches (all on by default).
     """
 
@@ -56,6 +59,7 @@ class ModelConfig:
     centres_per_class: int = 1
     click_centres: str = "per_click"
     zoom_mm: float = 0.0
+    embed_stride: int = 2
     class_ids: tuple[int, ...] = ()
     class_names: tuple[str, ...] = ()
     use_propagation: bool = True
@@ -73,6 +77,8 @@ class ModelConfig:
             raise ValueError("centres_per_class must be at least 1")
         if self.click_centres not in ("per_click", "pooled"):
             raise ValueError("click_centres must be 'per_click' or 'pooled'")
+        if self.embed_stride not in (2, 4):
+            raise ValueError("embed_stride must be 2 or 4")
         if self.dim % self.heads:
             raise ValueError("dim must be divisible by heads")
         if any(i <= 0 for i in self.class_ids) or len(set(self.class_ids)) != len(self.class_ids):
@@ -105,7 +111,7 @@ class ModelConfig:
 
 
 #: Value of each setting for weights files written before the setting existed.
-LEGACY_VALUES: dict[str, Any] = {"click_centres": "pooled", "zoom_mm": 0.0}
+LEGACY_VALUES: dict[str, Any] = {"click_centres": "pooled", "zoom_mm": 0.0, "embed_stride": 2}
 
 PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(),

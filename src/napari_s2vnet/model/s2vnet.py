@@ -68,8 +68,9 @@ class S2VNet(nn.Module):
         self.config = config
         d = config.dim
         self.backbone = Backbone(config.in_channels, config.widths, config.depths)
-        self.pixel_decoder = PixelDecoder(config.widths, d)
-        self.decoder = ClusterDecoder(d, config.heads, config.decoder_strides, config.decoder_rounds, config.num_classes)
+        self.pixel_decoder = PixelDecoder(config.widths, d, config.embed_stride)
+        self.decoder = ClusterDecoder(d, config.heads, config.decoder_strides, config.decoder_rounds, config.num_classes,
+                                      config.embed_stride)
         m = config.centres_per_class
         self.class_embed = nn.Parameter(torch.randn(config.num_classes * m, d) * 0.5)  # class-major: (N*m, D)
         if m > 1:  # only then, so one-centre weights load strictly without it
@@ -80,12 +81,13 @@ class S2VNet(nn.Module):
 
     # ----------------------------------------------------------------- per-slice features
     def encode(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
-        """``(B, C, H, W)`` (H, W multiples of 16) -> ``{stride: (B, D, H/s, W/s)}`` for s in 2,4,8,16."""
+        """``(B, C, H, W)`` (H, W multiples of 16) -> ``{stride: (B, D, H/s, W/s)}`` for s in 2,4,8,16
+        (4, 8, 16 with ``config.embed_stride=4``); the pixel embedding is ``[config.embed_stride]``."""
         return self.pixel_decoder(self.backbone(image))
 
     def sample_clicks(self, feats: dict[int, torch.Tensor], points: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
         """Raw click features ``(B, P, 4D)`` at ``points`` ``(B, P, 2)`` (y, x input pixels)."""
-        return sample_click_features(feats, points, image_hw)
+        return sample_click_features(feats, points, image_hw, self.config.embed_stride)
 
     # ----------------------------------------------------------------- initial centres
     def class_centres(self, group: int) -> slice:

@@ -90,6 +90,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(rotation, scale 0.85-1.15, shift, gain, noise; no mirroring)")
     p.add_argument("--centres-per-class", type=int, default=None,
                    help="cluster centres per class (default: the preset's, 1)")
+    p.add_argument("--embed-stride", type=int, choices=[2, 4], default=None,
+                   help="stride of the pixel embedding (default: the preset's, 2); 4 = lighter pixel decoder "
+                        "(no stride-2 fusion); --init accepts a stride-2 file for it (stride-2 layers dropped)")
 
 
 def _load(case: Case, class_names: dict[int, str], target_mm: float, auto: bool, cache: Path | None,
@@ -249,6 +252,8 @@ def run(args: argparse.Namespace) -> Path:
         overrides = {**overrides, "click_centres": args.click_centres}
     if args.fine_mm:
         overrides = {**overrides, "zoom_mm": args.fine_mm}
+    if args.embed_stride is not None:
+        overrides = {**overrides, "embed_stride": args.embed_stride}
     base = preset(args.preset, **overrides)
     volumes, class_names, val = build_volumes(args, base.pixel_spacing_mm)
     model_config = base.with_classes(class_names)

@@ -80,11 +80,11 @@ def _click_batch(model: S2VNet, feats: list[dict[int, torch.Tensor]], clicks: li
                  hw: tuple[int, int]) -> ClickBatch:
     """Padded clicks of every episode, features sampled on each click's own slice."""
     b = len(clicks)
-    device = feats[0][2].device
+    device = feats[0][model.config.embed_stride].device
     pos = [[c for c in cl if c.positive] for cl in clicks]
     neg = [[c for c in cl if not c.positive] for cl in clicks]
     p, q = max(1, max(map(len, pos))), max(1, max(map(len, neg)))
-    dim = 4 * feats[0][2].shape[1]
+    dim = 4 * feats[0][model.config.embed_stride].shape[1]
     pos_feats, neg_feats = torch.zeros(b, p, dim, device=device), torch.zeros(b, q, dim, device=device)
     grp = torch.zeros(b, p, dtype=torch.long)
     rnd = torch.zeros(b, p, dtype=torch.long)

@@ -261,8 +261,18 @@ def _ranks_in_sync(model: S2VNet, world: int) -> bool:
     return bool(torch.equal(lo, hi))
 
 
+#: Pixel-decoder tensors of the stride-2 layout that a stride-4 model (``embed_stride=4``) does not
+#: have: the stride-2 lateral 1x1 conv and smooth 3x3 ConvNormAct (conv, GroupNorm).
+STRIDE2_ONLY = ("pixel_decoder.lateral.0.weight", "pixel_decoder.lateral.0.bias",
+                "pixel_decoder.smooth.0.0.weight", "pixel_decoder.smooth.0.1.weight", "pixel_decoder.smooth.0.1.bias")
+
+
 def _load_init(model: S2VNet, path: Path) -> None:
-    """Start from the parameters of ``path`` (strict: same architecture and automatic classes)."""
+    """Start from the parameters of ``path`` (strict: same architecture and automatic classes).
+
+    The one allowed difference: a stride-2 file for a stride-4 model (``--embed-stride 4``); exactly
+    the :data:`STRIDE2_ONLY` tensors are dropped, everything else must match.
+    """
     from napari_s2vnet.errors import InputError
     from napari_s2vnet.model.weights import load_weights
 
@@ -270,7 +280,19 @@ def _load_init(model: S2VNet, path: Path) -> None:
     if (start.config.class_ids, start.config.widths, start.config.dim) != (
             model.config.class_ids, model.config.widths, model.config.dim):
         raise InputError(f"--init {path}: its classes or architecture differ from this run's model")
-    model.load_state_dict(start.state_dict(), strict=True)
+    state = start.state_dict()
+    given, wanted = start.config.embed_stride, model.config.embed_stride
+    if (given, wanted) == (2, 4):
+        missing = [k for k in STRIDE2_ONLY if k not in state]
+        if missing:
+            raise InputError(f"--init {path}: stride-2 tensors not found: {missing}")
+        for k in STRIDE2_ONLY:
+            del state[k]
+        print(f"--init {path.name}: stride-2 weights for a stride-4 model: dropped {', '.join(STRIDE2_ONLY)}",
+              flush=True)
+    elif given != wanted:
+        raise InputError(f"--init {path}: embed_stride {given} cannot start a model with embed_stride {wanted}")
+    model.load_state_dict(state, strict=True)
 
 
 def _over_budget(elapsed_s: float, budget_s: float, world: int, device: torch.device) -> bool:
