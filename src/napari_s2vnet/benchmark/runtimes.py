@@ -40,18 +40,14 @@ class _Encoder(nn.Module):
     def __init__(self, model) -> None:
         super().__init__()
         self.backbone, self.pixel_decoder = model.backbone, model.pixel_decoder
-        self.strides = _strides(model)
+        self.strides = model.pixel_decoder.out_strides
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.pixel_decoder(self.backbone(x))
         return tuple(out[s] for s in self.strides)
 
 
-def _strides(model) -> tuple[int, ...]:
-    return (2, 4, 8, 16) if model.config.embed_stride == 2 else (4, 8, 16)
-
-
-def _as_dict(outs, strides: tuple[int, ...] = (2, 4, 8, 16)) -> dict[int, torch.Tensor]:
+def _as_dict(outs, strides: tuple[int, ...]) -> dict[int, torch.Tensor]:
     return dict(zip(strides, outs))
 
 

@@ -33,6 +33,7 @@ class PixelDecoder(nn.Module):
             raise ValueError("embed_stride must be 2 or 4")
         self.embed_stride = embed_stride
         self.first = STRIDES.index(embed_stride)  # backbone maps before this one are not fused
+        self.out_strides = STRIDES[self.first:]  # the keys of forward's output
         skip = range(self.first)  # nn.Identity: no parameters, and levels >= first keep their names
         self.lateral = nn.ModuleList(nn.Identity() if i in skip else nn.Conv2d(w, dim, 1) for i, w in enumerate(widths))
         self.smooth = nn.ModuleList(nn.Identity() if i in skip else ConvNormAct(dim, dim) for i in range(len(widths)))
