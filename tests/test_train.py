@@ -20,7 +20,7 @@ from napari_s2vnet.model.config import TrainConfig
 from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.model.weights import load_weights, train_info
 from napari_s2vnet.train.trainer import lr_factor
-from napari_s2vnet.train.augment import EpisodeAugmenter, left_right_swap
+from napari_s2vnet.train.augment import EpisodeAugmenter, left_right_swap, random_intensity_curve
 from napari_s2vnet.train.episodes import EpisodeSampler
 from napari_s2vnet.train.steps import auto_step, class_lut, interactive_step
 from napari_s2vnet.train.volumes import prepare
@@ -191,11 +191,55 @@ def test_light_augmentation_never_mirrors_and_keeps_labels_in_place():
         EpisodeAugmenter(lut, level="heavy")
 
 
+def test_random_intensity_curve_is_a_reproducible_map_of_intensity():
+    x = torch.linspace(0, 1, 101)
+    a, b = random_intensity_curve(x, np.random.default_rng(3)), random_intensity_curve(x, np.random.default_rng(3))
+    assert torch.equal(a, b) and a.shape == x.shape and 0 <= a.min() and a.max() <= 1
+    assert (a[1:] - a[:-1]).abs().max() < 0.1  # continuous: at most 5 segments of slope <= 1 * (k - 1)
+    curves = [random_intensity_curve(x, np.random.default_rng(s)) for s in range(20)]
+    assert any(((c[1:] - c[:-1]) > 0).any() and ((c[1:] - c[:-1]) < 0).any() for c in curves)  # non-monotone ones
+    img = torch.rand(2, 16, 16)
+    out = random_intensity_curve(img, np.random.default_rng(5))
+    same = img.flatten()[:, None] == img.flatten()[None, :]
+    assert torch.equal(same & (out.flatten()[:, None] == out.flatten()[None, :]), same)  # a function of intensity
+
+
+def test_contrast_randomisation_changes_interactive_episodes_only():
+    from napari_s2vnet.train.episodes import EpisodeBatch
+
+    lut = left_right_swap({1: "liver"}, 4)
+    images = torch.rand(2, 3, 2, 32, 32)
+    labels = torch.zeros(2, 3, 32, 32, dtype=torch.long)
+
+    def run(contrast: float, auto: list[bool]) -> tuple[torch.Tensor, float]:
+        aug = EpisodeAugmenter(lut, seed=0, level="light", contrast=contrast)
+        aug.spatial = aug.intensity = lambda d: d  # isolate the contrast step
+        rng = np.random.default_rng(0)
+        return aug(EpisodeBatch(images, labels, auto, ["a", "b"]), rng).images, float(rng.random())
+
+    plain, after_plain = run(0.0, [False, False])
+    assert torch.equal(plain, images)
+    auto_only, after_auto = run(1.0, [True, True])
+    assert torch.equal(auto_only, images) and after_auto == after_plain  # no draws: old runs replay exactly
+    mixed, _ = run(1.0, [True, False])
+    assert torch.equal(mixed[0], images[0]) and not torch.equal(mixed[1], images[1])
+    slice0, slice2 = images[1, 0, 0].flatten(), images[1, 2, 0].flatten()  # one curve for the episode's slices
+    both = torch.cat([slice0, slice2])
+    order = both.argsort()
+    remapped = torch.cat([mixed[1, 0, 0].flatten(), mixed[1, 2, 0].flatten()])[order]
+    steps = (remapped[1:] - remapped[:-1]).abs() / (both[order][1:] - both[order][:-1]).clamp_min(1e-6)
+    assert steps.max() <= 5 + 1e-3  # both slices lie on one curve of slope <= k - 1 <= 5
+    with pytest.raises(ValueError, match="probability"):
+        EpisodeAugmenter(lut, contrast=1.5)
+    assert main(["train", "--data", "bundled", "--out", "/nonexistent", "--contrast-randomise", "2"]) != 0
+
+
 def test_train_ablation_flags_reach_the_configs(nnunet_dataset, tmp_path):
     out = tmp_path / "abl"
     rc = main(["train", "--data", str(nnunet_dataset), "--out", str(out), *FAST, "--click-centres", "pooled",
-               "--augment", "light"])
+               "--augment", "light", "--contrast-randomise", "0.5"])
     assert rc == 0
+    assert train_info(out / "weights.safetensors")["train"]["contrast_randomise"] == 0.5
     assert load_weights(out / "weights.safetensors").config.click_centres == "pooled"
     assert train_info(out / "weights.safetensors")["train"]["augment"] == "light"
 

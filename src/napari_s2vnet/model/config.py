@@ -154,3 +154,4 @@ class TrainConfig:
     target_mix: str = ""  # interactive target kinds, e.g. "class:1,lesion:0.25" ("" = train.targets.KIND_WEIGHTS)
     init: str = ""  # weights file to start from (same architecture and classes); "" = random init
     augment: str = "full"  # train.augment.AUGMENT_LEVELS: "full" (nnU-Net-like) or "light" (v0.1's; ablations)
+    contrast_randomise: float = 0.0  # probability of a random intensity curve per interactive episode (train.augment)

@@ -18,6 +18,17 @@ Labels are resampled with nearest neighbour; images bilinearly.
 
 ``level="light"`` is the augmentation the v0.1 weights were trained with (rotation ±12°, scale
 0.85-1.15, shift, gain, bias and noise; no mirroring, no elastic): an ablation of the strength.
+
+**Contrast randomisation** (``contrast`` > 0, interactive episodes only): with that probability an
+episode's intensities go through a random, smooth, generally non-monotone curve per input channel
+(:func:`random_intensity_curve`), the same on all its slices. Interactive targets are defined by the
+labels, not by what they look like, so the network has to find "the region like the clicked pixel"
+instead of recognising CT intensities: a CT's fat can come out bright and its bone dark, as on a T1
+MR. This is single-source domain generalisation by intensity randomisation, in the spirit of the
+global intensity non-linear augmentation of Ouyang et al. ("Causality-inspired single-source domain
+generalization for medical image segmentation", IEEE TMI 2022; there random shallow convolution
+nets, here a per-channel random curve) and of SynthSeg's random contrasts (Billot et al., MedIA
+2023). Automatic episodes keep their intensities: automatic classes are recognised by them.
 """
 
 from __future__ import annotations
@@ -44,16 +55,35 @@ def left_right_swap(class_names: dict[int, str], max_id: int) -> torch.Tensor:
 AUGMENT_LEVELS = ("full", "light")
 
 
-class EpisodeAugmenter:
-    """Callable ``(EpisodeBatch, rng) -> EpisodeBatch``; ``swap`` is the left/right id table."""
+def random_intensity_curve(x: torch.Tensor, rng: np.random.Generator, knots: tuple[int, int] = (3, 6)) -> torch.Tensor:
+    """``x`` in [0, 1] through a random piecewise-linear curve ``[0, 1] -> [0, 1]``.
 
-    def __init__(self, swap: torch.Tensor, seed: int = 0, level: str = "full") -> None:
+    The curve has ``k`` evenly spaced knots (``k`` uniform in ``knots``) with values uniform in [0, 1],
+    so it is continuous, usually non-monotone, and keeps edges where it is not flat.
+    """
+    k = int(rng.integers(knots[0], knots[1] + 1))
+    values = torch.as_tensor(rng.uniform(0.0, 1.0, k), dtype=x.dtype)
+    pos = x.clamp(0, 1) * (k - 1)
+    left = pos.floor().clamp(max=k - 2).long()
+    frac = pos - left
+    return values[left] * (1 - frac) + values[left + 1] * frac
+
+
+
+class EpisodeAugmenter:
+    """Callable ``(EpisodeBatch, rng) -> EpisodeBatch``; ``swap`` is the left/right id table,
+    ``contrast`` the probability of contrast randomisation per interactive episode."""
+
+    def __init__(self, swap: torch.Tensor, seed: int = 0, level: str = "full", contrast: float = 0.0) -> None:
         from monai import transforms as mt
 
         if level not in AUGMENT_LEVELS:
             raise ValueError(f"augmentation level must be one of {AUGMENT_LEVELS}, not {level!r}")
+        if not 0.0 <= contrast <= 1.0:
+            raise ValueError(f"contrast randomisation is a probability in [0, 1], not {contrast}")
         keys = ("image", "label")
         self.swap = swap
+        self.contrast = contrast
         self.mirror = level == "full"
         if level == "light":
             self.spatial = mt.RandAffined(keys, prob=1.0, rotate_range=(math.radians(12),),
@@ -93,7 +123,11 @@ class EpisodeAugmenter:
             if self.mirror and rng.random() < 0.5:
                 img, lab = img.flip(-1), self.swap[lab.clamp(0, len(self.swap) - 1)].where(lab < len(self.swap), lab).flip(-1)
             out = self.spatial({"image": img, "label": lab.float()})
-            out = self.intensity({"image": _plain(out["image"]).clamp(0, 1), "label": out["label"]})
+            img = _plain(out["image"]).clamp(0, 1)
+            if self.contrast > 0 and not batch.auto[i] and rng.random() < self.contrast:
+                img = img.reshape(t, c, s, s)  # one curve per channel, shared by the episode's slices
+                img = torch.stack([random_intensity_curve(img[:, j], rng) for j in range(c)], 1).reshape(t * c, s, s)
+            out = self.intensity({"image": img, "label": out["label"]})
             images.append(_plain(out["image"]).float().clamp(0, 1).reshape(t, c, s, s))
             labels.append(_plain(out["label"]).round().long())
         return EpisodeBatch(torch.stack(images), torch.stack(labels), batch.auto, batch.names)

@@ -56,7 +56,8 @@ class EpisodeStream(IterableDataset):
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, self.rank, 7919, worker, self.start])
         sampler = EpisodeSampler(self.volumes, cfg.episode_slices, cfg.crop, rng)
-        augment = EpisodeAugmenter(self.swap, seed=int(rng.integers(2**31 - 1)), level=cfg.augment)
+        augment = EpisodeAugmenter(self.swap, seed=int(rng.integers(2**31 - 1)), level=cfg.augment,
+                                   contrast=cfg.contrast_randomise)
         j = 0
         while True:
             sampler.slices = slices_at(cfg, self.start + (j * workers + worker) // self.accumulate)

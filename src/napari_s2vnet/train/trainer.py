@@ -140,7 +140,8 @@ def train(
     lut = class_lut(model)
     mix = parse_mix(cfg.target_mix)
     augment = EpisodeAugmenter(left_right_swap(dict(zip(model_config.class_ids, model_config.class_names)), len(lut) - 1),
-                               seed=augment_seed, level=cfg.augment)
+                               seed=augment_seed, level=cfg.augment,
+                               contrast=cfg.contrast_randomise)
     if snapshots:
         rng_restore(snapshots[rank], rng, augment, dev)  # exactly where the interrupted run was
     stream = None
