@@ -71,8 +71,8 @@ def random_intensity_curve(x: torch.Tensor, rng: np.random.Generator, knots: tup
 
 
 class EpisodeAugmenter:
-    """Callable ``(EpisodeBatch, rng) -> EpisodeBatch``; ``swap`` is the left/right id table,
-    ``contrast`` the probability of contrast randomisation per interactive episode."""
+    """Callable ``(EpisodeBatch, rng, interactive) -> EpisodeBatch``; ``swap`` is the left/right id
+    table, ``contrast`` the probability of contrast randomisation per episode of an interactive batch."""
 
     def __init__(self, swap: torch.Tensor, seed: int = 0, level: str = "full", contrast: float = 0.0) -> None:
         from monai import transforms as mt
@@ -114,7 +114,7 @@ class EpisodeAugmenter:
         self.spatial.set_random_state(seed)
         self.intensity.set_random_state(seed + 1)
 
-    def __call__(self, batch: EpisodeBatch, rng: np.random.Generator) -> EpisodeBatch:
+    def __call__(self, batch: EpisodeBatch, rng: np.random.Generator, interactive: bool = False) -> EpisodeBatch:
         b, t, c, s, _ = batch.images.shape
         images, labels = [], []
         for i in range(b):
@@ -124,7 +124,7 @@ class EpisodeAugmenter:
                 img, lab = img.flip(-1), self.swap[lab.clamp(0, len(self.swap) - 1)].where(lab < len(self.swap), lab).flip(-1)
             out = self.spatial({"image": img, "label": lab.float()})
             img = _plain(out["image"]).clamp(0, 1)
-            if self.contrast > 0 and not batch.auto[i] and rng.random() < self.contrast:
+            if self.contrast > 0 and interactive and rng.random() < self.contrast:
                 img = img.reshape(t, c, s, s)  # one curve per channel, shared by the episode's slices
                 img = torch.stack([random_intensity_curve(img[:, j], rng) for j in range(c)], 1).reshape(t * c, s, s)
             out = self.intensity({"image": img, "label": out["label"]})

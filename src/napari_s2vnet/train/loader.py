@@ -62,7 +62,7 @@ class EpisodeStream(IterableDataset):
         while True:
             sampler.slices = slices_at(cfg, self.start + (j * workers + worker) // self.accumulate)
             interactive = bool(rng.random() < cfg.interactive_fraction)
-            yield interactive, augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)
+            yield interactive, augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng, interactive)
             j += 1
 
 

@@ -153,7 +153,8 @@ def train(
         if stream is not None:
             return next(stream)
         interactive = bool(rng.random() < cfg.interactive_fraction)
-        return interactive, augment(sampler.sample(cfg.batch_episodes, auto=not interactive), rng)  # one draw per episode
+        batch = sampler.sample(cfg.batch_episodes, auto=not interactive)
+        return interactive, augment(batch, rng, interactive)  # one draw per episode
 
     timing = {"data_s": 0.0, "step_s": 0.0, "slices": 0}
     if rank == 0:
