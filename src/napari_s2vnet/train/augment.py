@@ -69,7 +69,6 @@ def random_intensity_curve(x: torch.Tensor, rng: np.random.Generator, knots: tup
     return values[left] * (1 - frac) + values[left + 1] * frac
 
 
-
 class EpisodeAugmenter:
     """Callable ``(EpisodeBatch, rng, interactive) -> EpisodeBatch``; ``swap`` is the left/right id
     table, ``contrast`` the probability of contrast randomisation per episode of an interactive batch."""
