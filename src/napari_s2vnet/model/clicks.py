@@ -72,11 +72,12 @@ def sample_click_features(feats: dict[int, torch.Tensor], points: torch.Tensor, 
     h, w = image_hw
     grid = torch.stack([(2 * points[..., 1] + 1) / w - 1, (2 * points[..., 0] + 1) / h - 1], dim=-1)
     grid = grid.to(feats[embed_stride].dtype).unsqueeze(2)  # (B, P, 1, 2)
-    sampled = [
-        F.grid_sample(feats[s], grid, mode="bilinear", padding_mode="border", align_corners=False)[..., 0]
-        for s in (embed_stride, *SAMPLE_STRIDES[1:])
-    ]  # each (B, D, P)
-    return torch.cat(sampled, dim=1).transpose(1, 2)
+    strides = (embed_stride, *SAMPLE_STRIDES[1:])  # with embed_stride=4 the stride-4 map comes twice
+    sampled = {
+        st: F.grid_sample(feats[st], grid, mode="bilinear", padding_mode="border", align_corners=False)[..., 0]
+        for st in dict.fromkeys(strides)
+    }  # each (B, D, P), sampled once per map
+    return torch.cat([sampled[st] for st in strides], dim=1).transpose(1, 2)
 
 
 class ClickEncoder(nn.Module):

@@ -29,9 +29,7 @@ STRIDES = (2, 4, 8, 16)
 class PixelDecoder(nn.Module):
     def __init__(self, widths: tuple[int, ...], dim: int, embed_stride: int = 2) -> None:
         super().__init__()
-        if embed_stride not in (2, 4):
-            raise ValueError("embed_stride must be 2 or 4")
-        self.embed_stride = embed_stride
+        self.embed_stride = embed_stride  # 2 or 4, validated by ModelConfig
         self.first = STRIDES.index(embed_stride)  # backbone maps before this one are not fused
         self.out_strides = STRIDES[self.first:]  # the keys of forward's output
         skip = range(self.first)  # nn.Identity: no parameters, and levels >= first keep their names
