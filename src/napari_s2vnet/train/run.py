@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fine-mm", type=float, default=0.0,
                    help="also train interactive episodes on fetched volumes resampled to this finer in-plane "
                         "spacing (those finer than it natively): what zoomed interactive passes decode")
+    p.add_argument("--fine-upsampled", action="store_true",
+                   help="with --fine-mm, fine copies of the coarser sources too: the bundled volumes upsampled "
+                        "to --fine-mm and the phantoms rendered at it (interactive episodes only)")
     p.add_argument("--classes", default=None, help="comma-separated ids or names to keep")
     p.add_argument("--map", action="append", default=[], help="relabel SRC:DST (repeatable)")
     p.add_argument("--split", type=Path, default=None,
@@ -159,6 +162,10 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
                     val.append(vol)
                 if not held_out:
                     volumes.append(vol)
+                    if args.fine_mm and getattr(args, "fine_upsampled", False):
+                        fine = load_case(spec.cases[0], spec.class_names, args.fine_mm, auto=False, weight=vol.weight)
+                        fine = _relabel(fine, mapping) if is_ct else fine
+                        volumes.append(dataclasses.replace(fine, name=f"{fine.name}@{args.fine_mm:g}mm"))
         elif (Path(source) / "manifest.json").is_file():
             from napari_s2vnet.data.fetch import read_manifest
 
@@ -184,6 +191,10 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
         check_split(split, found)
     if args.phantoms:
         volumes += phantom_volumes(args.phantoms, target_mm, args.seed, auto=True, weight=1.0 / args.phantoms)
+        if args.fine_mm and getattr(args, "fine_upsampled", False):
+            fine = phantom_volumes(args.phantoms, args.fine_mm, args.seed, auto=False, weight=1.0 / args.phantoms,
+                                   render_mm=args.fine_mm)
+            volumes += [dataclasses.replace(v, name=f"{v.name}@{args.fine_mm:g}mm") for v in fine]
         phantom_names = {i: n for i, n in PHANTOM_CLASSES.items() if not args.classes or i in class_names}
         class_names.update(phantom_names)
     if not volumes:
@@ -256,6 +267,8 @@ def run(args: argparse.Namespace) -> Path:
         overrides = {**overrides, "centres_per_class": args.centres_per_class}
     if args.click_centres:
         overrides = {**overrides, "click_centres": args.click_centres}
+    if args.fine_upsampled and not args.fine_mm:
+        raise InputError("--fine-upsampled needs --fine-mm (the spacing of the fine copies)")
     if args.fine_mm:
         overrides = {**overrides, "zoom_mm": args.fine_mm}
     if args.embed_stride is not None:

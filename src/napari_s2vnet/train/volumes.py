@@ -54,9 +54,13 @@ def load_fetched(case, target_mm: float, auto: bool, weight: float = 1.0) -> Tra
     return load_case(Case(case.image, case.labels, case.name), case.class_names, target_mm, auto, weight, case.modality)
 
 
-def phantom_volumes(count: int, target_mm: float, seed: int, auto: bool, weight: float = 1.0) -> list[TrainVolume]:
+def phantom_volumes(count: int, target_mm: float, seed: int, auto: bool, weight: float = 1.0,
+                    render_mm: float = 2.0) -> list[TrainVolume]:
+    """``count`` phantoms rendered at ``render_mm`` in-plane (the same 256 mm field of view at any
+    spacing: the anatomy scales with the grid) and resampled to ``target_mm``."""
     out = []
+    side = int(round(128 * 2.0 / render_mm))
     for i in range(count):
-        ph = make_phantom(seed * 1000 + i)
+        ph = make_phantom(seed * 1000 + i, shape=(48, side, side), spacing=(3.0, render_mm, render_mm))
         out.append(prepare(ph.image, ph.labels, ph.spacing, "CT", target_mm, f"phantom{seed * 1000 + i}", auto, weight))
     return out
