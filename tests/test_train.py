@@ -284,3 +284,30 @@ def test_train_embed_stride_4_from_stride2_init(nnunet_dataset, tmp_path, capsys
     w = load_weights(out / "weights.safetensors")
     assert w.config.embed_stride == 4
     assert not any(k.startswith("pixel_decoder.lateral.0.") for k in w.state_dict())
+
+
+def test_fine_upsampled_copies_of_bundled_volumes_and_phantoms():
+    """``--fine-mm 1.5 --fine-upsampled``: each bundled volume and phantom also comes at 1.5 mm
+    (about twice the pixels across), for interactive episodes only, with its source's weight; without
+    the flag the volume list is the coarse one alone."""
+    import argparse
+
+    from napari_s2vnet.train.run import add_arguments, build_volumes
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    coarse, _, _ = build_volumes(p.parse_args(["--phantoms", "1", "--out", "x"]), 3.0)
+    args = p.parse_args(["--phantoms", "1", "--fine-mm", "1.5", "--fine-upsampled", "--out", "x"])
+    volumes, _, _ = build_volumes(args, 3.0)
+    by_name = {v.name: v for v in volumes}
+    assert sorted(by_name) == sorted([v.name for v in coarse] + [f"{v.name}@1.5mm" for v in coarse])
+    for v in coarse:
+        fine = by_name[f"{v.name}@1.5mm"]
+        assert not fine.auto and fine.weight == v.weight
+        assert fine.labels.shape[0] == v.labels.shape[0]
+        assert all(1.8 < f / c < 2.2 for f, c in zip(fine.labels.shape[1:], v.labels.shape[1:]))
+        assert set(np.unique(fine.labels)) == set(np.unique(v.labels))
+    with pytest.raises(Exception, match="--fine-upsampled needs --fine-mm"):
+        from napari_s2vnet.train.run import run
+
+        run(p.parse_args(["--fine-upsampled", "--out", "x"]))

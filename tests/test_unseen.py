@@ -49,3 +49,30 @@ def test_load_case_from_any_image_label_pair(tmp_path):
     case = load_case(f"lump_tumor={tmp_path / 'i.nii.gz'}::{tmp_path / 'l.nii.gz'}::CT", None)
     assert case["name"] == "lump_tumor" and case["labels"].shape == ph.labels.shape
     assert all(n.startswith("lump_tumor_") for n in case["names"].values())
+
+
+def test_pool_gives_the_goal_figures_of_several_runs_cut_at_five_clicks(tmp_path):
+    """``--pool``: organs, lesions and no-drop steps pooled over runs of 5 and 20 clicks (cut at 5)."""
+    import json
+
+    from napari_s2vnet.benchmark.unseen import main
+
+    def run(name, cases):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "unseen.json").write_text(json.dumps({"cases": cases}))
+        return folder
+
+    five = run("sel", [{"name": "a", "automatic": {"liver": 0.5, "rib_left_1": 0.1},
+                        "interactive": {"liver": {"kind": "seen", "dice": [0.6, 0.7, 0.7, 0.8, 0.8]},
+                                        "rib_left_1": {"kind": "never labelled", "dice": [0.1, 0.2, 0.1, 0.3, 0.4]}}}])
+    twenty = run("test", [{"name": "b", "automatic": {},
+                           "interactive": {"b_tumor_1": {"kind": "real lesion", "dice": [0.2] * 4 + [0.5] + [0.9] * 15}}}])
+    assert main(["--pool", str(five), str(twenty), "--out", str(tmp_path / "pooled")]) == 0
+    goals = json.loads((tmp_path / "pooled" / "goals.json").read_text())
+    assert goals["organs_interactive"]["n_structures"] == 1  # the liver; a rib is no organ
+    assert goals["organs_interactive"]["dice_1"] == 0.6 and goals["organs_interactive"]["dsc_final"] == 0.8
+    assert goals["lesions_interactive"]["dsc_final"] == 0.5  # Dice after 5 of the 20 clicks
+    assert goals["automatic_organs_mean"] == 0.5
+    assert goals["all_interactive"]["no_drop_steps"] == [11, 12]  # the rib's 0.2 -> 0.1 is the one drop
+    assert "≥ 0.75" in (tmp_path / "pooled" / "goals.md").read_text()

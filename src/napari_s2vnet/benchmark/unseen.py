@@ -17,7 +17,9 @@ For each case (a volume written by ``napari-s2vnet data fetch``, or ``bundled:ct
   else ``never labelled`` (synthetic lesions: ``synthetic lesion``; real lesions are never labelled in
   any training source).
 
-Writes ``unseen.json`` and ``unseen.md`` to ``--out``.
+Writes ``unseen.json`` and ``unseen.md`` to ``--out``. ``--pool DIR [DIR ...] --out OUT`` pools earlier
+results (their ``unseen.json``; curves cut at the shortest, 5 clicks when mixed) into ``OUT/goals.json``
+and ``OUT/goals.md``: the figures issue 8 sets goals for (:func:`goal_figures`).
 """
 
 from __future__ import annotations
@@ -225,13 +227,27 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def pool(folders: list[Path], out: Path) -> dict[str, Any]:
+    """Goal figures pooled over the cases of earlier runs (``folders`` holding ``unseen.json``)."""
+    runs = [json.loads((f / "unseen.json").read_text()) for f in folders]
+    figures = goal_figures([c for r in runs for c in r["cases"]])
+    figures["sources"] = [str(f) for f in folders]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "goals.json").write_text(json.dumps(figures, indent=1, default=float))
+    lines = [f"# Goals of issue 8, pooled over {len(folders)} runs", "", *(f"- `{f}`" for f in folders), ""]
+    (out / "goals.md").write_text("\n".join(lines + _goal_lines(figures)))
+    print("\n".join(_goal_lines(figures)))
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     import sys
 
     p = argparse.ArgumentParser(prog="python -m napari_s2vnet.benchmark.unseen", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="weights file (.safetensors)")
+    p.add_argument("--pool", type=Path, nargs="+", help="pool the unseen.json of these folders into OUT/goals.md")
+    p.add_argument("--model", help="weights file (.safetensors)")
     p.add_argument("--data", type=Path, help="folder written by `napari-s2vnet data fetch`")
-    p.add_argument("--case", action="append", required=True,
+    p.add_argument("--case", action="append",
                    help="case name (repeatable), bundled:ct / bundled:mr, or NAME=IMAGE::LABELS::MODALITY")
     p.add_argument("--train-data", action="append", default=[], help="the model's --data sources (for seen/unseen)")
     p.add_argument("--exclude", action="append", default=[], help="the model's --exclude")
@@ -241,19 +257,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--pixel-mm", type=float, default=0.0, help="override the model's in-plane working spacing")
+    p.add_argument("--zoom-mm", type=float, default=-1.0,
+                   help="override the model's zoomed-view spacing (0 = no zoom; default: the weights' own)")
     p.add_argument("--no-zoom", action="store_true", help="never decode small objects on the zoomed view")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    if args.pool:
+        pool(args.pool, args.out)
+        return 0
+    if not args.model or not args.case:
+        p.error("--model and --case are needed (or --pool)")
     import torch
 
     from napari_s2vnet.inference import Predictor
 
     torch.set_num_threads(args.threads)
     predictor = Predictor.from_file(args.model, "cpu")
-    if args.pixel_mm:
-        import dataclasses
+    import dataclasses
 
+    if args.pixel_mm:
         predictor.model.config = dataclasses.replace(predictor.model.config, pixel_spacing_mm=args.pixel_mm)
+    if args.zoom_mm >= 0:
+        predictor.model.config = dataclasses.replace(predictor.model.config, zoom_mm=args.zoom_mm)
     seen = training_names(args.train_data, set(args.exclude))
     result = {"model": predictor.model_id, "zoom": not args.no_zoom, "command": " ".join(["python -m napari_s2vnet.benchmark.unseen", *sys.argv[1:]]),
               "clicks": args.clicks, "cases": []}
