@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The unseen-volume evaluation of issue 8 (docs/benchmarks.md, section 0c), in one command:
-#   bash scripts/eval_unseen.sh WEIGHTS OUT [extra benchmark.unseen options, e.g. --no-track]
+#   bash scripts/eval_unseen.sh WEIGHTS OUT [extra benchmark.unseen options, e.g. --zoom-mm 1.5]
 # Needs `napari-s2vnet data fetch` output in $S2VNET_DATA (default ~/.cache/napari-s2vnet/training_data)
 # and, for the test tumours, scripts/prepare_pyradiomics_eval.py's output in $S2VNET_PYR (skipped if unset).
 # Writes OUT/selection_<case>/ (5 clicks; the five fetched volumes), OUT/bundled/, OUT/test_lits/ and

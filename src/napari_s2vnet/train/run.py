@@ -162,7 +162,7 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
                     val.append(vol)
                 if not held_out:
                     volumes.append(vol)
-                    if args.fine_mm and getattr(args, "fine_upsampled", False):
+                    if args.fine_mm and args.fine_upsampled:
                         fine = load_case(spec.cases[0], spec.class_names, args.fine_mm, auto=False, weight=vol.weight)
                         fine = _relabel(fine, mapping) if is_ct else fine
                         volumes.append(dataclasses.replace(fine, name=f"{fine.name}@{args.fine_mm:g}mm"))
@@ -191,7 +191,7 @@ def build_volumes(args: argparse.Namespace, target_mm: float) -> tuple[list[Trai
         check_split(split, found)
     if args.phantoms:
         volumes += phantom_volumes(args.phantoms, target_mm, args.seed, auto=True, weight=1.0 / args.phantoms)
-        if args.fine_mm and getattr(args, "fine_upsampled", False):
+        if args.fine_mm and args.fine_upsampled:
             fine = phantom_volumes(args.phantoms, args.fine_mm, args.seed, auto=False, weight=1.0 / args.phantoms,
                                    render_mm=args.fine_mm)
             volumes += [dataclasses.replace(v, name=f"{v.name}@{args.fine_mm:g}mm") for v in fine]
