@@ -20,12 +20,8 @@ import torch
 from napari_s2vnet.benchmark.interactive import pick_classes
 from napari_s2vnet.benchmark.unseen import load_case
 from napari_s2vnet.evaluation.clicks import first_click
+from napari_s2vnet.evaluation.metrics import binary_dice
 from napari_s2vnet.inference import Click, Predictor
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / total) if total else 1.0
 
 
 torch.set_num_threads(1)
@@ -45,7 +41,8 @@ for name in sys.argv[4:]:
         pred = np.asarray(session.labels()) == label
         lo, hi = max(0, z - 3), z + 4
         row = {"case": name, "structure": case["names"].get(label, str(label)), "voxels": int(target.sum()),
-               "d2d": dice(clicked, target[z]), "near": dice(pred[lo:hi], target[lo:hi]), "vol": dice(pred, target),
+               "d2d": binary_dice(clicked, target[z]), "near": binary_dice(pred[lo:hi], target[lo:hi]),
+               "vol": binary_dice(pred, target),
                "zext": int(target.any((1, 2)).sum()), "pred_zext": int(pred.any((1, 2)).sum())}
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -70,3 +70,15 @@ def test_cropping_matches_the_uncropped_computation():
     hd = hd95_per_class(pred, gt, spacing)
     for c, value in hd.items():
         assert value == pytest.approx(_hd95(pred == c, gt == c, spacing))
+
+
+def test_binary_dice_of_masks():
+    from napari_s2vnet.evaluation.metrics import binary_dice
+
+    a = np.zeros((4, 4), bool)
+    b = np.zeros((4, 4), bool)
+    assert binary_dice(a, b) == 1.0  # both empty
+    a[:2] = True
+    assert binary_dice(a, b) == 0.0
+    b[1:3] = True
+    assert binary_dice(a, b) == 0.5  # 2 * 4 / (8 + 8)

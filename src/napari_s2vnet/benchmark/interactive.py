@@ -44,12 +44,8 @@ from typing import Any, Callable
 import numpy as np
 
 from napari_s2vnet.evaluation.clicks import correction_click, deepest_point, first_click
+from napari_s2vnet.evaluation.metrics import binary_dice
 from napari_s2vnet.evaluation.protocol import summarize
-
-
-def _dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    denom = int(pred.sum()) + int(gt.sum())
-    return 1.0 if denom == 0 else 2.0 * int(np.logical_and(pred, gt).sum()) / denom
 
 
 def pick_classes(gt: np.ndarray, count: int, min_voxels: int = 50) -> list[int]:
@@ -156,7 +152,7 @@ def _curve_model(predictor, image, spacing, modality, gt, classes, max_clicks,
                 pass
             seconds.append(time.perf_counter() - t0)
             pred = session.labels() == c
-            extra["dice_box"] = _dice(pred, mask)
+            extra["dice_box"] = binary_dice(pred, mask)
             click = correction_click(pred, mask, spacing)
         for _ in range(max_clicks):
             if click is None:  # perfect already: the score stays
@@ -168,7 +164,7 @@ def _curve_model(predictor, image, spacing, modality, gt, classes, max_clicks,
                 pass
             seconds.append(time.perf_counter() - t0)
             pred = session.labels() == c
-            dices.append(_dice(pred, mask))
+            dices.append(binary_dice(pred, mask))
             click = correction_click(pred, mask, spacing)
         session.remove_class(c)
         out[c] = {"dice": dices, "round_s": seconds, **extra}
@@ -203,7 +199,7 @@ def _curve_region_growing(image, spacing, gt, classes, max_clicks, multiplier: f
                                            replaceValue=1)
             pred = sitk.GetArrayViewFromImage(seg).astype(bool)
             seconds.append(time.perf_counter() - t0)
-            dices.append(_dice(pred, mask))
+            dices.append(binary_dice(pred, mask))
             click = correction_click(pred, mask, spacing)
         out[c] = {"dice": dices, "round_s": seconds}
     return out

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_s2vnet.evaluation.clicks import correction_click, first_click
-from napari_s2vnet.evaluation.metrics import dice_per_class
+from napari_s2vnet.evaluation.metrics import binary_dice
 from napari_s2vnet.inference.state import Click
 
 
@@ -30,10 +30,6 @@ class ClickCurve:
             if d >= threshold:
                 return i
         return max_clicks + 1
-
-
-def _dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    return dice_per_class(pred.astype(np.uint8), gt.astype(np.uint8), labels=[1]).get(1, 0.0)
 
 
 def run_clicks(session, gt_zyx: np.ndarray, labels: Iterable[int], clicks: int, spacing_zyx=None,
@@ -56,7 +52,7 @@ def run_clicks(session, gt_zyx: np.ndarray, labels: Iterable[int], clicks: int, 
                 for _ in session.propagate():
                     pass
             pred = np.asarray(session.labels()) == label
-            dice.append(_dice(pred, target))
+            dice.append(binary_dice(pred, target))
             sim = correction_click(pred, target, spacing_zyx)
         curves.append(ClickCurve(int(label), dice))
     return curves

@@ -40,6 +40,12 @@ def dice_per_class(
     }
 
 
+def binary_dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Dice of two boolean masks (1.0 when both are empty)."""
+    denom = int(np.count_nonzero(pred)) + int(np.count_nonzero(gt))
+    return 1.0 if denom == 0 else 2.0 * int(np.count_nonzero(np.logical_and(pred, gt))) / denom
+
+
 def hd95_per_class(
     pred: np.ndarray,
     gt: np.ndarray,
