@@ -276,11 +276,13 @@ def test_second_click_on_a_missed_region_does_not_lower_dice_on_a_phantom(predic
 
 
 def test_small_objects_are_decoded_on_the_zoomed_view(predictor, monkeypatch):
-    """On a 1 mm image a class whose first pass finds a small object is decoded on the fine view."""
+    """On a 1 mm image a class whose first pass on the model's view misses its click and finds a small
+    object is decoded on the fine view; one whose network mask holds the click is not."""
     import dataclasses
 
     from napari_s2vnet.data.phantom import make_phantom
     from napari_s2vnet.inference import Predictor
+    from napari_s2vnet.inference import passes
     from napari_s2vnet.inference import session as session_module
     from napari_s2vnet.model.s2vnet import S2VNet
 
@@ -301,6 +303,16 @@ def test_small_objects_are_decoded_on_the_zoomed_view(predictor, monkeypatch):
     s.add_click(z, y, x, big)
     assert not s._zoomed[big] and s._fine is None
     monkeypatch.setattr(session_module, "SMALL_MM2", 1e12)  # everything is small
+    s = predictor.session(image, spacing, "CT")
+    coarse = s.add_click(z, y, x, big)
+    assert coarse[y, x] == big and not s._zoomed[big] and s._fine is None  # the model's view saw the click
+    decode = passes.PassRunner._decode
+
+    def blind_coarse(self, view, *args):  # a model's view that sees nothing: the click is missed
+        scores, groups, obj = decode(self, view, *args)
+        return scores, groups if view is self._fine else np.zeros_like(groups), obj
+
+    monkeypatch.setattr(passes.PassRunner, "_decode", blind_coarse)
     s = predictor.session(image, spacing, "CT")
     coarse = s.add_click(z, y, x, big)
     assert s._zoomed[big] and s._fine is not None and coarse[y, x] == big

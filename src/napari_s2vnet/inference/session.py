@@ -30,8 +30,10 @@ How a round of clicks becomes labels:
 * Boxes and scribbles become clicks that remember their prompt (``prompts.py``); removing or moving
   prompts recomputes their classes from what is left (``edits.py``). ``slice_only`` and ``z_range``
   narrow where new rounds write (``PassRunner._region``).
-* **Zoom for small objects** (as nnInteractive's auto-zoom): when a class's first pass finds a small
-  object on the clicked slice (under ``SMALL_MM2``) and the image is fine enough, the class is
+* **Zoom for objects the model's grid cannot see** (as nnInteractive's auto-zoom): when a class's
+  first pass on the model's view *misses one of its positive clicks* (the network's own mask does not
+  contain it, so :func:`honour_clicks` had to add it) and the object found is small on the clicked
+  slice (under ``SMALL_MM2``), and the image is fine enough, the class is
   decoded from then on at ``config.zoom_mm`` in-plane (models trained with ``--fine-mm``) instead of the model's spacing (a second view of the
   image with its own feature cache, made on first use; the model is also trained on that spacing),
   and its outline may move by at most ``max(GROWTH_MM, slice spacing)`` from one slice to the next, so
@@ -59,7 +61,7 @@ from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionStat
 from napari_s2vnet.model.s2vnet import Chain
 
 HONOUR_RADIUS_MM = 6.0  # how far a missed positive click may grow its class (honour_clicks)
-SMALL_MM2 = 700.0  # an object smaller than this on its first clicked slice is zoomed (~30 mm across)
+SMALL_MM2 = 700.0  # a missed object smaller than this on its first clicked slice is zoomed (~30 mm across)
 
 
 
@@ -365,20 +367,23 @@ class Session(PromptEdits, PassRunner):
         fine = [label for label in labels if self._zoomed.get(label)]
         coarse = [label for label in labels if not self._zoomed.get(label)]
         effects = effects or {}
-        new = self._decode_pass(z, coarse, False, effects) if coarse else None
+        new, missed = self._decode_pass(z, coarse, False, effects) if coarse else (None, set())
         area = self.spacing[1] * self.spacing[2]
-        small = [label for label in coarse
-                 if self.zoom and label not in self._zoomed and (new == label).sum() * area < SMALL_MM2]
+        small = [label for label in coarse if self.zoom and label not in self._zoomed and label in missed
+                 and (new == label).sum() * area < SMALL_MM2]
         for label in coarse:
             self._zoomed.setdefault(label, label in small)
         if small:
             self._pending[-1].regions.update({label: (1, 0) for label in small})  # never active
             fine += small
         for label in fine:  # one pass per zoomed class: each has its own window
-            new = self._decode_pass(z, [label], True, effects)
+            new, _ = self._decode_pass(z, [label], True, effects)
         return new
 
-    def _decode_pass(self, z: int, labels: list[int], fine: bool, effects: dict[int, str]) -> np.ndarray:
+    def _decode_pass(self, z: int, labels: list[int], fine: bool,
+                     effects: dict[int, str]) -> tuple[np.ndarray, set[int]]:
+        """Decode ``labels`` on slice ``z``, paint them and queue their pass: -> ``(new slice labels,
+        the labels whose network mask missed one of their positive clicks here)``."""
         view = self._view(fine)
         anchors = self._anchors(labels, fine)
         chain = Chain(self.model, anchors)
@@ -386,13 +391,15 @@ class Session(PromptEdits, PassRunner):
         scores, groups, _ = self._decode(view, chain, z, (z + 1, z - 1), len(labels) + 1, centre)
         self._note_doubt(view, z, scores, labels)
         radius = tuple(HONOUR_RADIUS_MM / s for s in self.spacing[1:])
-        writes, changes = {}, {}
+        writes, changes, missed = {}, {}, set()
         for g, label in enumerate(labels, start=1):
             here = [r.click for r in self._clicks if r.click.label == label and r.click.z == z]
             points = [(c.y, c.x) for c in here if c.positive]
             negatives = [(c.y, c.x) for c in here if not c.positive]
             mask = groups == g
-            if any(not mask[p] for p in points) or any(mask[p] for p in negatives):
+            if any(not mask[p] for p in points):
+                missed.add(label)
+            if label in missed or any(mask[p] for p in negatives):
                 mask = honour_clicks(mask, self._score_on_input(scores, g, view.prepared), points, negatives, radius)
             effect, old = effects.get(label, "replace"), self._labels[z] == label
             seed = np.zeros_like(old)
@@ -405,7 +412,7 @@ class Session(PromptEdits, PassRunner):
         new = self._paint(z, writes)
         self._pending.append(_Pass(z, labels, chain, fine, {label: self._region(label, z) for label in labels},
                                    {label: effects.get(label, "replace") for label in labels}, changes))
-        return new
+        return new, missed
 
     # ------------------------------------------------------------------ automatic, removal, edits
     def auto_steps(self, classes: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
