@@ -141,3 +141,21 @@ def test_restore_puts_boxes_and_scribbles_back_as_prompts(ct_session_factory, ct
     np.testing.assert_array_equal(r.labels(), s.labels())
     _run(r, r.remove_prompt(box))
     assert not (r.labels() == LIVER).any() and len(r.clicks()) == len(s.clicks()) - 5
+
+
+def test_a_box_clicks_the_deepest_point_of_what_fills_it():
+    """The box's positive click: the deepest candidate of the positive region that holds the best
+    score, not the best score itself when that lies at the region's edge; none positive: the best."""
+    from napari_s2vnet.inference.prompts import box_candidates, deepest_candidate
+
+    b = Box(0, 0, 0, 60, 60, 1)
+    candidates = box_candidates(b)  # a 7 x 7 grid
+    ys = sorted({y for y, _ in candidates})
+    xs = sorted({x for _, x in candidates})
+    grid = -np.ones((7, 7))
+    grid[1:6, 1:6] = 0.5  # the object: a 5 x 5 block of candidates like the box
+    grid[1, 5] = 0.9  # its best candidate sits on its edge
+    score = np.array([grid[ys.index(y), xs.index(x)] for y, x in candidates])
+    assert deepest_candidate(candidates, score) == (ys[3], xs[3])
+    score = np.array([-1.0 if (y, x) != (ys[0], xs[6]) else -0.1 for y, x in candidates])
+    assert deepest_candidate(candidates, score) == (ys[0], xs[6])

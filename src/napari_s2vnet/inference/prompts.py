@@ -9,7 +9,9 @@ centres, the rounds, undo and the propagation of :class:`Session` unchanged:
   middle of each edge (those inside the slice). The positive click goes where the object most
   likely is: of a grid of pixels over the inner 80 % of the box (:func:`box_candidates`), the one
   whose click features are most like the other candidates on average (what fills the box) minus
-  its best likeness to those sampled just outside the box (edges and corners, :func:`box_outside`); the box centre is often not on the object (a crescent-shaped liver).
+  its best likeness to those sampled just outside the box (edges and corners, :func:`box_outside`),
+  then the deepest candidate of the positive region that holds the best (:func:`deepest_candidate`);
+  the box centre is often not on the object (a crescent-shaped liver).
   After the decode, the class is kept only inside the box on that slice (:func:`box_mask`).
 """
 
@@ -84,6 +86,26 @@ def box_candidates(b: Box, n: int = 7) -> list[tuple[int, int]]:
     ys = np.unique(np.rint(np.linspace(b.y0 + 0.1 * (b.y1 - b.y0), b.y1 - 0.1 * (b.y1 - b.y0), n)).astype(int))
     xs = np.unique(np.rint(np.linspace(b.x0 + 0.1 * (b.x1 - b.x0), b.x1 - 0.1 * (b.x1 - b.x0), n)).astype(int))
     return [(int(y), int(x)) for y in ys for x in xs]
+
+
+def deepest_candidate(candidates: list[tuple[int, int]], score: np.ndarray) -> tuple[int, int]:
+    """The box's positive click among ``candidates`` (a grid, :func:`box_candidates`): the deepest
+    point of the region of candidates with a positive ``score`` (more like the box than like its
+    outside) that holds the best one, as the first click of training and evaluation is the deepest point
+    of its object; ties go to the higher score. No positive score: the best candidate."""
+    from scipy import ndimage
+
+    ys, xs = sorted({y for y, _ in candidates}), sorted({x for _, x in candidates})
+    grid = np.full((len(ys), len(xs)), -np.inf)
+    for (y, x), v in zip(candidates, score):
+        grid[ys.index(y), xs.index(x)] = v
+    best = np.unravel_index(int(np.argmax(grid)), grid.shape)
+    region, _ = ndimage.label(grid > 0)
+    if not region[best]:
+        return ys[best[0]], xs[best[1]]
+    depth = ndimage.distance_transform_edt(np.pad(region == region[best], 1))[1:-1, 1:-1]
+    i = max(zip(*np.nonzero(depth)), key=lambda ij: (depth[ij], grid[ij]))
+    return ys[i[0]], xs[i[1]]
 
 
 def box_outside(b: Box, shape: tuple[int, int, int]) -> list[tuple[int, int]]:

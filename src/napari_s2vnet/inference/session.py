@@ -55,6 +55,7 @@ from napari_s2vnet.inference.passes import (  # noqa: F401 (re-exported: the ses
     GROWTH_MM, OBJECTNESS_STOP, STOP_AFTER, WINDOW_PX, PassRunner, _effect, _Pass, _View)
 from napari_s2vnet.inference.prepared import FeatureCache, checked_image, prepare_image
 from napari_s2vnet.inference.prompts import (Box, Prompt, Scribble, as_clicks, box_candidates, box_mask, box_outside,
+                                             deepest_candidate,
                                              normalised)
 from napari_s2vnet.inference.review import SliceDoubt, doubt_by_label
 from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
@@ -280,7 +281,7 @@ class Session(PromptEdits, PassRunner):
 
     @torch.inference_mode()
     def _box_inside(self, b: Box) -> tuple[int, int]:
-        """Where a box's positive click goes: the candidate least like the outside (``prompts.py``)."""
+        """Where a box's positive click goes: deep in the candidates least like the outside (``prompts.py``)."""
         b = self._check(Click(b.z, b.y0, b.x0, b.label)) and b.ordered()
         self._check(Click(b.z, b.y1, b.x1, b.label))
         view = self._view(False)
@@ -293,8 +294,8 @@ class Session(PromptEdits, PassRunner):
         if not outside:
             return candidates[len(candidates) // 2]
         inner = feats(candidates)
-        score = (inner @ inner.T).mean(1) - (inner @ feats(outside).T).amax(1)  # like the box, unlike outside
-        return candidates[int(score.argmax())]
+        score = ((inner @ inner.T).mean(1) - (inner @ feats(outside).T).amax(1)).cpu().numpy()  # like the box, unlike outside
+        return deepest_candidate(candidates, score)
 
     def _check(self, c: Click) -> Click:
         z, y, x = (int(round(v)) for v in (c.z, c.y, c.x))
