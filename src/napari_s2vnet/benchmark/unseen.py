@@ -135,6 +135,15 @@ def insert_lesions(case: dict[str, Any], count: int, rng: np.random.Generator) -
     return image, lesions
 
 
+def case_structures(case: dict[str, Any], structures: int) -> list[int]:
+    """The labels a case's interactive protocol clicks: ``structures`` spread over the size ranking
+    (:func:`pick_classes`, at least 200 voxels), then every real lesion class (at least 20 voxels)."""
+    gt = case["labels"]
+    real = pick_classes(gt, structures, min_voxels=200)
+    return real + [i for i, n in case["names"].items()
+                   if any(w in n for w in LESION_WORDS) and i not in real and (gt == i).sum() >= 20]
+
+
 def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: int, lesions: int, clicks: int,
                   seed: int, zoom: bool = True, log=print) -> dict[str, Any]:
     names, gt = case["names"], case["labels"]
@@ -149,8 +158,7 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
     out["automatic_organs_mean"] = float(np.mean(organs)) if organs else None
     out["automatic_s"] = time.perf_counter() - t0
     log(f"  {case['name']}: automatic, {len(dice)} classes, organs mean {out['automatic_organs_mean']}")
-    real = pick_classes(gt, structures, min_voxels=200)
-    real += [i for i, n in names.items() if any(w in n for w in LESION_WORDS) and i not in real and (gt == i).sum() >= 20]
+    real = case_structures(case, structures)
     rows: dict[str, dict[str, Any]] = {}
     session = predictor.session(case["image"], case["spacing"], case["modality"])
     session.zoom &= zoom
