@@ -226,6 +226,8 @@ def test_segment_threads_default_to_the_free_cores(phantom_file, capsys):
     assert ", 1 thread)" in capsys.readouterr().out and torch.get_num_threads() == before
     assert main(["segment", str(folder / "img.nii.gz"), "-o", str(folder / "t.nii.gz"), "--threads", "-1"]) == 2
     assert "--threads -1" in capsys.readouterr().err
+    assert main(["segment", str(folder / "img.nii.gz"), "-o", str(folder / "t.nii.gz"), "--z-mm", "-1"]) == 2
+    assert "--z-mm -1" in capsys.readouterr().err
 
 
 def test_scribble_entry_segments_its_class_and_bad_strokes_exit_2(tmp_path, capsys):

@@ -49,6 +49,9 @@ def add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--series", help="series of a DICOM folder (SeriesNumber or UID); default: the largest")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (default 0: the cores not already busy, from the load average)")
+    p.add_argument("--z-mm", type=float, default=None,
+                   help="automatic mode decodes slices at most this far apart (mm) and interpolates the "
+                        "others (default: the model's in-plane spacing, 3 mm; 0: every slice)")
 
 
 def run_segment(args: argparse.Namespace) -> int:
@@ -56,6 +59,8 @@ def run_segment(args: argparse.Namespace) -> int:
 
     if args.threads < 0:
         raise InputError(f"--threads {args.threads}: give a positive number, or 0 for the free cores")
+    if args.z_mm is not None and args.z_mm < 0:
+        raise InputError(f"--z-mm {args.z_mm:g}: give a spacing in mm, or 0 to decode every slice")
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads or free_cores())
     try:  # in-process callers (tests, scripts) get their thread count back
@@ -91,11 +96,11 @@ def _segment(args: argparse.Namespace) -> int:
         print(f"note: the clicks file {args.clicks} has no clicks: automatic segmentation only", file=sys.stderr)
         clicks = None
     if clicks is None:
-        labels = predictor.segment(volume)
+        labels = predictor.segment(volume, z_mm=args.z_mm)
     else:
         session = predictor.session(g.to_internal(volume.array), g.internal_spacing, volume.modality)
         if args.auto:
-            session.auto()
+            session.auto(z_mm=args.z_mm)
         for batch in rounds_of(clicks):
             session.add_prompts(batch)
             for _ in session.propagate():

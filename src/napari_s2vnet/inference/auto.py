@@ -33,20 +33,40 @@ def default_start(prepared: PreparedImage) -> int:
     return int(candidates[np.argmin(np.abs(candidates - (z_count - 1) / 2))]) if len(candidates) else z_count // 2
 
 
-def outward_order(start: int, z_count: int) -> tuple[list[int], list[int]]:
-    """Slices above and below ``start``, nearest first."""
-    return list(range(start + 1, z_count)), list(range(start - 1, -1, -1))
+def outward_order(start: int, z_count: int, z_step: int = 1) -> tuple[list[int], list[int]]:
+    """Slices decoded above and below ``start``, nearest first: every ``z_step``-th, and the last."""
+    up, down = list(range(start + z_step, z_count, z_step)), list(range(start - z_step, -1, -z_step))
+    if start < z_count - 1 and (not up or up[-1] != z_count - 1):
+        up.append(z_count - 1)
+    if start > 0 and (not down or down[-1] != 0):
+        down.append(0)
+    return up, down
+
+
+def z_step_for(model: S2VNet, spacing_z: float, z_mm: float | None = None) -> int:
+    """How many input slices apart automatic mode decodes: the most that keeps decoded slices at most
+    ``z_mm`` apart. ``None``: the model's in-plane spacing (``config.pixel_spacing_mm``), so thin
+    slices are decoded on a grid about as coarse in z as in-plane (as nnU-Net resamples its 3D grid);
+    0: every slice."""
+    mm = model.config.pixel_spacing_mm if z_mm is None else float(z_mm)
+    if mm < 0:
+        raise ValueError(f"z_mm must be 0 (every slice) or positive, got {mm}")
+    return max(1, int(mm / spacing_z + 1e-6)) if mm > 0 else 1
 
 
 @torch.inference_mode()
 def auto_slices(
     model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes: Iterable[int] | None = None,
     start: int | None = None, fuse_anchor: bool = True, on_scores: Callable[[int, torch.Tensor], None] | None = None,
+    z_step: int = 1,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(z, labels (Y, X) uint16)`` in propagation order: start, then up, then down.
 
     ``on_scores(z, scores (1, G, h, w))`` sees each slice's group scores (groups = background and
     ``model.config.class_ids``) before its labels are yielded (the session's review scores).
+    ``z_step > 1`` decodes every ``z_step``-th slice (:func:`outward_order`); the chain steps from one
+    decoded slice to the next, and the slices between get the linear interpolation of their two
+    decoded neighbours' scores (a slice's labels come after the farther neighbour's decode).
     """
     ids = np.array((0,) + model.config.class_ids, dtype=np.uint16)
     anchors = model.auto_anchors(1)
@@ -61,7 +81,7 @@ def auto_slices(
     z_count = prepared.shape[0]
     start = default_start(prepared) if start is None else start
     num_groups = model.config.num_classes + 1
-    up, down = outward_order(start, z_count)
+    up, down = outward_order(start, z_count, z_step)
 
     fuse = fuse_anchor and model.config.use_propagation
     pair_groups, pair_valid = anchors.groups.expand(2, -1), valid.expand(2, -1)
@@ -80,20 +100,28 @@ def auto_slices(
 
     feats = cache.get(start, up[:4] + down[:4])
     first = Chain(model, anchors).step(feats, valid)
-    yield start, labels_of(start, slice_scores(first, anchors.groups, valid, num_groups))  # from the embeddings already
+    first_scores = slice_scores(first, anchors.groups, valid, num_groups)  # from the embeddings already
+    yield start, labels_of(start, first_scores)
     for order in (up, down):
         chain = Chain(model, anchors, first)
+        last_z, last_scores = start, first_scores
         for i, z in enumerate(order):
             feats = cache.get(z, order[i + 1 : i + 16])
             if fuse:
-                yield z, labels_of(z, fused_step(chain, feats))
+                scores = fused_step(chain, feats)
             else:
-                yield z, labels_of(z, slice_scores(chain.step(feats, valid), anchors.groups, valid, num_groups))
+                scores = slice_scores(chain.step(feats, valid), anchors.groups, valid, num_groups)
+            step = 1 if z > last_z else -1
+            for zz in range(last_z + step, z, step):  # skipped slices: between their decoded neighbours
+                t = (zz - last_z) / (z - last_z)
+                yield zz, labels_of(zz, torch.lerp(last_scores, scores, t))
+            yield z, labels_of(z, scores)
+            last_z, last_scores = z, scores
 
 
 def auto_volume(model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes=None, start=None,
-                fuse_anchor: bool = True) -> np.ndarray:
+                fuse_anchor: bool = True, z_step: int = 1) -> np.ndarray:
     labels = np.zeros(prepared.shape, np.uint16)
-    for z, lab in auto_slices(model, prepared, cache, classes, start, fuse_anchor):
+    for z, lab in auto_slices(model, prepared, cache, classes, start, fuse_anchor, z_step=z_step):
         labels[z] = lab
     return labels

@@ -12,7 +12,7 @@ import torch
 
 from napari_s2vnet.data.io import Volume
 from napari_s2vnet.errors import InputError
-from napari_s2vnet.inference.auto import auto_volume
+from napari_s2vnet.inference.auto import auto_volume, z_step_for
 from napari_s2vnet.inference.prepared import FeatureCache, checked_image, prepare_image
 from napari_s2vnet.model.s2vnet import S2VNet
 from napari_s2vnet.model.weights import WeightsError, default_weights_path, load_weights, read_metadata
@@ -91,7 +91,7 @@ class Predictor:
 
     def segment_internal(
         self, image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str,
-        classes: Iterable[int] | None = None, cache_bytes: int = 64 << 20,
+        classes: Iterable[int] | None = None, cache_bytes: int = 64 << 20, z_mm: float | None = None,
     ) -> np.ndarray:
         """Automatic labels ``(Z, Y, X)`` uint16 for an internal-order image (checked first:
         ``inference.prepared.checked_image``).
@@ -99,18 +99,21 @@ class Predictor:
         ``cache_bytes`` bounds the encoder features kept meanwhile: automatic mode visits every
         slice once, outward from its start slice, so only the look-ahead batch (16 slices) and the
         start's neighbours are reused (64 MB: 36 slices of 512x512 at 0.8 mm, 52 of the bundled CT).
+        ``z_mm``: decoded slices at most this far apart, the others interpolated
+        (:func:`~napari_s2vnet.inference.auto.z_step_for`; default the model's in-plane spacing, 0 = every slice).
         """
         image_zyx, spacing_zyx = checked_image(image_zyx, spacing_zyx, self.config.pixel_spacing_mm)
         prepared = prepare_image(image_zyx, spacing_zyx, modality, self.config.pixel_spacing_mm)
         cache = FeatureCache(self.model, prepared, self.device, max_bytes=cache_bytes, batch=16)
-        return auto_volume(self.model, prepared, cache, classes)
+        return auto_volume(self.model, prepared, cache, classes, z_step=z_step_for(self.model, spacing_zyx[0], z_mm))
 
-    def segment(self, volume: Volume, classes: Iterable[int] | None = None, cache_bytes: int = 64 << 20) -> np.ndarray:
+    def segment(self, volume: Volume, classes: Iterable[int] | None = None, cache_bytes: int = 64 << 20,
+                z_mm: float | None = None) -> np.ndarray:
         """Automatic labels in the volume's file order (same shape as ``volume.array``); ``cache_bytes``
-        as in :meth:`segment_internal`."""
+        and ``z_mm`` as in :meth:`segment_internal`."""
         g = volume.geometry
         labels = self.segment_internal(g.to_internal(volume.array), g.internal_spacing, volume.modality or "CT", classes,
-                                       cache_bytes)
+                                       cache_bytes, z_mm)
         return g.from_internal(labels)
 
     def session(self, image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str | None = None,

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from napari_s2vnet.errors import InputError
-from napari_s2vnet.inference.auto import auto_slices
+from napari_s2vnet.inference.auto import auto_slices, z_step_for
 from napari_s2vnet.inference.edits import PromptEdits
 from napari_s2vnet.inference.masks import honour_clicks, keep_clicked, local_change
 from napari_s2vnet.inference.passes import (  # noqa: F401 (re-exported: the session's settings and rules)
@@ -416,8 +416,9 @@ class Session(PromptEdits, PassRunner):
         return new, missed
 
     # ------------------------------------------------------------------ automatic, removal, edits
-    def auto_steps(self, classes: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Automatic segmentation as a new round, slice by slice (classes with clicks are kept)."""
+    def auto_steps(self, classes: Iterable[int] | None = None, z_mm: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Automatic segmentation as a new round, slice by slice (classes with clicks are kept);
+        ``z_mm`` as in :meth:`Predictor.segment_internal`."""
         wanted = list(self.model.config.class_ids) if classes is None else [int(c) for c in classes]
         self._new_round("auto")
         self._pending = []
@@ -428,7 +429,8 @@ class Session(PromptEdits, PassRunner):
         def note(z: int, scores: torch.Tensor) -> None:
             self._note_doubt(view, z, scores, ids, fresh)
 
-        for z, auto in auto_slices(self.model, self.prepared, self.cache, wanted, on_scores=note):
+        z_step = z_step_for(self.model, self.spacing[0], z_mm)
+        for z, auto in auto_slices(self.model, self.prepared, self.cache, wanted, on_scores=note, z_step=z_step):
             new = self._labels[z].copy()
             protected = np.isin(new, list(keep)) if keep else np.zeros(new.shape, bool)
             new[np.isin(new, wanted) & ~protected] = 0
@@ -436,8 +438,8 @@ class Session(PromptEdits, PassRunner):
             new[fill] = auto[fill]
             yield z, self._write(z, new)
 
-    def auto(self, classes: Iterable[int] | None = None) -> np.ndarray:
-        for _ in self.auto_steps(classes):
+    def auto(self, classes: Iterable[int] | None = None, z_mm: float | None = None) -> np.ndarray:
+        for _ in self.auto_steps(classes, z_mm):
             pass
         self._close_round()
         return self.labels()
