@@ -50,8 +50,8 @@ def add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (default 0: the cores not already busy, from the load average)")
     p.add_argument("--z-mm", type=float, default=None,
-                   help="automatic mode decodes slices at most this far apart (mm) and interpolates the "
-                        "others (default: the model's in-plane spacing, 3 mm; 0: every slice)")
+                   help="decode slices at most this far apart (mm), automatic mode and propagation alike, "
+                        "and interpolate the others (default: the model's in-plane spacing, 3 mm; 0: every slice)")
 
 
 def run_segment(args: argparse.Namespace) -> int:
@@ -98,9 +98,9 @@ def _segment(args: argparse.Namespace) -> int:
     if clicks is None:
         labels = predictor.segment(volume, z_mm=args.z_mm)
     else:
-        session = predictor.session(g.to_internal(volume.array), g.internal_spacing, volume.modality)
+        session = predictor.session(g.to_internal(volume.array), g.internal_spacing, volume.modality, z_mm=args.z_mm)
         if args.auto:
-            session.auto(z_mm=args.z_mm)
+            session.auto()
         for batch in rounds_of(clicks):
             session.add_prompts(batch)
             for _ in session.propagate():

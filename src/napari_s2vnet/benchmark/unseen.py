@@ -145,11 +145,11 @@ def case_structures(case: dict[str, Any], structures: int) -> list[int]:
 
 
 def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: int, lesions: int, clicks: int,
-                  seed: int, zoom: bool = True, log=print) -> dict[str, Any]:
+                  seed: int, zoom: bool = True, log=print, z_mm: float | None = None) -> dict[str, Any]:
     names, gt = case["names"], case["labels"]
     out: dict[str, Any] = {"name": case["name"], "shape": list(gt.shape), "spacing": list(case["spacing"])}
     t0 = time.perf_counter()
-    auto = predictor.segment_internal(case["image"], case["spacing"], case["modality"])
+    auto = predictor.segment_internal(case["image"], case["spacing"], case["modality"], z_mm=z_mm)
     model_names = predictor.class_names
     present = [int(i) for i in np.unique(gt) if i and names.get(int(i)) == model_names.get(int(i))]
     dice = dice_per_class(auto, gt, labels=present) if present else {}
@@ -160,7 +160,7 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
     log(f"  {case['name']}: automatic, {len(dice)} classes, organs mean {out['automatic_organs_mean']}")
     real = case_structures(case, structures)
     rows: dict[str, dict[str, Any]] = {}
-    session = predictor.session(case["image"], case["spacing"], case["modality"])
+    session = predictor.session(case["image"], case["spacing"], case["modality"], z_mm=z_mm)
     session.zoom &= zoom
     for curve in run_clicks(session, gt, real, clicks, case["spacing"]):
         name = names.get(curve.label, str(curve.label))
@@ -168,7 +168,7 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
         rows[name] = {"kind": kind, "dice": curve.dice, "voxels": int((gt == curve.label).sum())}
     if lesions:
         image, lesion_map = insert_lesions(case, lesions, np.random.default_rng(seed))
-        session = predictor.session(image, case["spacing"], case["modality"])
+        session = predictor.session(image, case["spacing"], case["modality"], z_mm=z_mm)
         session.zoom &= zoom
         ids = [int(i) for i in np.unique(lesion_map) if i]
         for curve in run_clicks(session, lesion_map, ids, clicks, case["spacing"]):
@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoom-mm", type=float, default=-1.0,
                    help="override the model's zoomed-view spacing (0 = no zoom; default: the weights' own)")
     p.add_argument("--no-zoom", action="store_true", help="never decode small objects on the zoomed view")
+    p.add_argument("--z-mm", type=float, default=None,
+                   help="decode slices at most this far apart (default: the model's in-plane spacing; 0: every slice)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     if args.pool:
@@ -288,11 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.zoom_mm >= 0:
         predictor.model.config = dataclasses.replace(predictor.model.config, zoom_mm=args.zoom_mm)
     seen = training_names(args.train_data, set(args.exclude))
-    result = {"model": predictor.model_id, "zoom": not args.no_zoom, "command": " ".join(["python -m napari_s2vnet.benchmark.unseen", *sys.argv[1:]]),
+    result = {"model": predictor.model_id, "zoom": not args.no_zoom, "z_mm": args.z_mm, "command": " ".join(["python -m napari_s2vnet.benchmark.unseen", *sys.argv[1:]]),
               "clicks": args.clicks, "cases": []}
     for name in args.case:
         result["cases"].append(evaluate_case(predictor, load_case(name, args.data), seen, args.structures,
-                                             args.lesions, args.clicks, args.seed, not args.no_zoom))
+                                             args.lesions, args.clicks, args.seed, not args.no_zoom, z_mm=args.z_mm))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "unseen.json").write_text(json.dumps(result, indent=1, default=float))
     (args.out / "unseen.md").write_text(markdown(result))

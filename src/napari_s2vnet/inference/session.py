@@ -68,7 +68,7 @@ SMALL_MM2 = 700.0  # a missed object smaller than this on its first clicked slic
 
 class Session(PromptEdits, PassRunner):
     def __init__(self, predictor, image_zyx: np.ndarray, spacing_zyx: tuple[float, float, float], modality: str,
-                 cache_bytes: int = 1 << 30, undo_bytes: int = 512 << 20) -> None:
+                 cache_bytes: int = 1 << 30, undo_bytes: int = 512 << 20, z_mm: float | None = None) -> None:
         if np.ndim(image_zyx) != 3:
             raise InputError(f"a session needs a 3-D image, got shape {np.shape(image_zyx)}")
         image_zyx, spacing_zyx = checked_image(image_zyx, spacing_zyx, predictor.model.config.pixel_spacing_mm)
@@ -79,6 +79,7 @@ class Session(PromptEdits, PassRunner):
         self.cache = FeatureCache(self.model, self.prepared, self.device, max_bytes=cache_bytes)
         self.shape: tuple[int, int, int] = tuple(int(s) for s in image_zyx.shape)
         self.spacing = tuple(float(s) for s in spacing_zyx)
+        self.z_step = z_step_for(self.model, self.spacing[0], z_mm)  # propagation and automatic mode decode every z_step-th slice
         self._image, self._modality, self._cache_bytes = image_zyx, modality, cache_bytes
         fine_mm = self.model.config.zoom_mm
         self.zoom = 0 < fine_mm and min(self.spacing[1:]) <= 1.25 * fine_mm < self.model.config.pixel_spacing_mm
@@ -389,7 +390,7 @@ class Session(PromptEdits, PassRunner):
         anchors = self._anchors(labels, fine)
         chain = Chain(self.model, anchors)
         centre = self._centre(labels[0], z) if fine else None
-        scores, groups, _ = self._decode(view, chain, z, (z + 1, z - 1), len(labels) + 1, centre)
+        scores, groups, objectness = self._decode(view, chain, z, (z + 1, z - 1), len(labels) + 1, centre)
         self._note_doubt(view, z, scores, labels)
         radius = tuple(HONOUR_RADIUS_MM / s for s in self.spacing[1:])
         writes, changes, missed = {}, {}, set()
@@ -412,13 +413,12 @@ class Session(PromptEdits, PassRunner):
             changes[label] = change if change.any() else writes[label]
         new = self._paint(z, writes)
         self._pending.append(_Pass(z, labels, chain, fine, {label: self._region(label, z) for label in labels},
-                                   {label: effects.get(label, "replace") for label in labels}, changes))
+                                   {label: effects.get(label, "replace") for label in labels}, changes, scores, objectness))
         return new, missed
 
     # ------------------------------------------------------------------ automatic, removal, edits
-    def auto_steps(self, classes: Iterable[int] | None = None, z_mm: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Automatic segmentation as a new round, slice by slice (classes with clicks are kept);
-        ``z_mm`` as in :meth:`Predictor.segment_internal`."""
+    def auto_steps(self, classes: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Automatic segmentation as a new round, slice by slice (classes with clicks are kept)."""
         wanted = list(self.model.config.class_ids) if classes is None else [int(c) for c in classes]
         self._new_round("auto")
         self._pending = []
@@ -429,8 +429,7 @@ class Session(PromptEdits, PassRunner):
         def note(z: int, scores: torch.Tensor) -> None:
             self._note_doubt(view, z, scores, ids, fresh)
 
-        z_step = z_step_for(self.model, self.spacing[0], z_mm)
-        for z, auto in auto_slices(self.model, self.prepared, self.cache, wanted, on_scores=note, z_step=z_step):
+        for z, auto in auto_slices(self.model, self.prepared, self.cache, wanted, on_scores=note, z_step=self.z_step):
             new = self._labels[z].copy()
             protected = np.isin(new, list(keep)) if keep else np.zeros(new.shape, bool)
             new[np.isin(new, wanted) & ~protected] = 0
@@ -438,8 +437,8 @@ class Session(PromptEdits, PassRunner):
             new[fill] = auto[fill]
             yield z, self._write(z, new)
 
-    def auto(self, classes: Iterable[int] | None = None, z_mm: float | None = None) -> np.ndarray:
-        for _ in self.auto_steps(classes, z_mm):
+    def auto(self, classes: Iterable[int] | None = None) -> np.ndarray:
+        for _ in self.auto_steps(classes):
             pass
         self._close_round()
         return self.labels()
