@@ -466,3 +466,15 @@ def test_box_and_scribble_prompts_segment_and_propagate(ct_session_factory, ct_c
     clicks = s.clicks()
     assert 1 < len(clicks) <= SCRIBBLE_POINTS and all(out[zs][c.y, c.x] == SPLEEN for c in clicks)
     assert {(c.y, c.x) for c in clicks} <= {tuple(p) for p in stroke_pixels(stroke)}
+
+
+def test_session_auto_uses_the_coarse_z_grid_of_automatic_mode(predictor, ct_internal):
+    """Auto-segment in a session gives ``Predictor.segment_internal``'s labels, z step included: on
+    1.5 mm slices every second slice is decoded (``z_mm`` None), unlike ``z_mm=0``."""
+    image, _, spacing = ct_internal
+    fine = np.repeat(image[50:58], 2, axis=0)
+    sp = (spacing[0] / 2, *spacing[1:])
+    s = predictor.session(fine, sp, "CT")
+    assert s.z_step == 2 and predictor.session(fine, sp, "CT", z_mm=0).z_step == 1
+    assert np.array_equal(s.auto(), predictor.segment_internal(fine, sp, "CT"))
+    assert not np.array_equal(s.labels(), predictor.segment_internal(fine, sp, "CT", z_mm=0))

@@ -50,8 +50,8 @@ def add_segment(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (default 0: the cores not already busy, from the load average)")
     p.add_argument("--z-mm", type=float, default=None,
-                   help="decode slices at most this far apart (mm), automatic mode and propagation alike, "
-                        "and interpolate the others (default: the model's in-plane spacing, 3 mm; 0: every slice)")
+                   help="automatic mode decodes slices at most this far apart (mm) and interpolates the "
+                        "others (default: the model's in-plane spacing, 3 mm; 0: every slice)")
 
 
 def run_segment(args: argparse.Namespace) -> int:

@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="override the model's zoomed-view spacing (0 = no zoom; default: the weights' own)")
     p.add_argument("--no-zoom", action="store_true", help="never decode small objects on the zoomed view")
     p.add_argument("--z-mm", type=float, default=None,
-                   help="decode slices at most this far apart (default: the model's in-plane spacing; 0: every slice)")
+                   help="automatic mode decodes slices at most this far apart (default: the model's in-plane spacing; "
+                        "0: every slice)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     if args.pool:

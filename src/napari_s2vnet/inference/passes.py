@@ -71,8 +71,6 @@ class _Pass:
     regions: dict[int, tuple[int, int]]  # label -> inclusive slice range it may rewrite
     effects: dict[int, str]  # label -> "add", "remove" or "replace" (:func:`_effect`)
     changes: dict[int, np.ndarray]  # label -> what a correction changed on the start slice (its seed)
-    scores: torch.Tensor  # (1, G, h, w) group scores of the start slice (interpolation between decoded slices)
-    objectness: np.ndarray  # (K,) per-centre objectness on the start slice
 
 
 def _effect(clicks: list[Click], label: int, has_voxels: bool) -> str:
@@ -191,15 +189,12 @@ class PassRunner:
     def _direction(self, p: _Pass, step: int) -> Iterator[tuple[int, np.ndarray]]:
         """Carry one pass outward in one direction, inside each class's region.
 
-        The chain decodes every ``self.z_step``-th slice (thin slices: at most the model's in-plane
-        spacing apart, :func:`~napari_s2vnet.inference.auto.z_step_for`); a slice between two decoded
-        ones gets the linear interpolation of their scores and objectness, and every slice then obeys
-        the same rules. A class is painted where its objectness is at least 0.5 and its mask is not
-        empty; once it has been seen, only the parts of its mask that touch its mask on the previous
-        slice are kept (:func:`connected_to`), so it cannot jump to a distant look-alike structure. Once
-        it has been seen in this direction and then missed on ``STOP_AFTER`` consecutive slices, it
-        stops and the rest of its region is cleared of it. A class absent on the last decoded slice
-        restarts from its click anchor (as in automatic mode), so a pass that starts beside an organ (a
+        A class is painted where its objectness is at least 0.5 and its mask is not empty; once it
+        has been seen, only the parts of its mask that touch its mask on the previous slice are
+        kept (:func:`connected_to`), so it cannot jump to a distant look-alike structure. Once it
+        has been seen in this direction and then missed on ``STOP_AFTER`` consecutive slices, it
+        stops and the rest of its region is cleared of it. A class absent on the last slice restarts
+        from its click anchor (as in automatic mode), so a pass that starts beside an organ (a
         negative click just past its end, say) still finds it.
         """
         view = self._view(p.fine)
@@ -215,70 +210,49 @@ class PassRunner:
         for g, label in enumerate(p.labels, start=1):
             chain.present[:, groups_of == g] = seen[label]
         growth = tuple(max(GROWTH_MM, self.spacing[0]) / s for s in self.spacing[1:])
-        n_groups, k = len(p.labels) + 1, self.z_step
-        last_z, last_scores, last_obj = p.start, p.scores, p.objectness
         z = p.start + step
         active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
         while active and 0 <= z < self.shape[0]:
-            bound = max(p.regions[label][1] for label in active) if step > 0 else min(p.regions[label][0] for label in active)
-            target = min(last_z + k, bound, self.shape[0] - 1) if step > 0 else max(last_z - k, bound, 0)
+            ahead = tuple(range(z + step, z + 8 * step, step))
             centre = None
             if p.fine:  # the window follows the object (one class per zoomed pass)
                 last = previous[p.labels[0]]
                 centre = tuple(np.argwhere(last).mean(0)) if last.any() else self._centre(p.labels[0], p.start)
-            ahead = tuple(range(target + k * step, target + 8 * k * step, k * step))
-            target_scores, target_groups, target_obj = self._decode(view, chain, target, ahead, n_groups, centre)
-            while active and z != target + step:  # the slices up to the decoded one, in order
-                if z == target:
-                    scores, groups, obj = target_scores, target_groups, target_obj
-                else:
-                    t = (z - last_z) / (target - last_z)
-                    scores, obj = torch.lerp(last_scores, target_scores, t), last_obj + t * (target_obj - last_obj)
-                    groups = view.prepared.labels_on_input(scores)
-                yield from self._carry(p, z, step, scores, groups, obj, view, chain, active, previous, seeds, seen,
-                                       misses, growth)
-                z += step
-                active = {label for label in active if p.regions[label][0] <= z <= p.regions[label][1]}
-            last_z, last_scores, last_obj = target, target_scores, target_obj
-
-    def _carry(self, p: _Pass, z: int, step: int, scores, groups: np.ndarray, obj: np.ndarray, view: _View,
-               chain: Chain, active: set[int], previous: dict, seeds: dict, seen: dict, misses: dict,
-               growth: tuple[float, float]) -> Iterator[tuple[int, np.ndarray]]:
-        """The rules of :meth:`_direction` on one slice ``z`` with its (decoded or interpolated) scores:
-        paint what is found, update the per-class state, stop classes (``active`` shrinks in place)."""
-        groups_of = chain.anchors.groups[0]
-        self._note_doubt(view, z, scores, p.labels, active)
-        writes: dict[int, np.ndarray | None] = {}
-        for g, label in enumerate(p.labels, start=1):
-            if label not in active:
-                continue
-            mask = connected_to(groups == g, previous[label])
-            if p.fine and previous[label].any():  # a small object grows by at most GROWTH_MM per slice
-                mask &= grown(previous[label], growth)
-            found = obj[(groups_of == g).cpu().numpy()].max() >= OBJECTNESS_STOP and mask.any()
-            if found:
-                previous[label] = mask
-            chain.present[:, groups_of == g] = bool(found)
-            if p.effects[label] != "replace":  # a correction goes on while it changes something
-                new, seeds[label] = local_change(mask if found else np.zeros_like(mask),
-                                                 self._labels[z] == label, p.effects[label], seeds[label])
-                if seeds[label].any():
-                    writes[label] = new
-                else:
+            scores, groups, obj = self._decode(view, chain, z, ahead, len(p.labels) + 1, centre)
+            self._note_doubt(view, z, scores, p.labels, active)
+            writes: dict[int, np.ndarray | None] = {}
+            for g, label in enumerate(p.labels, start=1):
+                if label not in active:
+                    continue
+                mask = connected_to(groups == g, previous[label])
+                if p.fine and previous[label].any():  # a small object grows by at most GROWTH_MM per slice
+                    mask &= grown(previous[label], growth)
+                found = obj[(groups_of == g).cpu().numpy()].max() >= OBJECTNESS_STOP and mask.any()
+                if found:
+                    previous[label] = mask
+                chain.present[:, groups_of == g] = bool(found)
+                if p.effects[label] != "replace":  # a correction goes on while it changes something
+                    new, seeds[label] = local_change(mask if found else np.zeros_like(mask),
+                                                     self._labels[z] == label, p.effects[label], seeds[label])
+                    if seeds[label].any():
+                        writes[label] = new
+                    else:
+                        active.discard(label)
+                    continue
+                writes[label] = mask if found else None
+                seen[label] |= bool(found)
+                misses[label] = 0 if found else misses[label] + 1
+                if seen[label] and misses[label] >= STOP_AFTER:
                     active.discard(label)
-                continue
-            writes[label] = mask if found else None
-            seen[label] |= bool(found)
-            misses[label] = 0 if found else misses[label] + 1
-            if seen[label] and misses[label] >= STOP_AFTER:
-                active.discard(label)
-                lo, hi = p.regions[label]
-                rest = range(z + step, hi + 1) if step > 0 else range(z + step, lo - 1, -1)
-                for zz in rest:  # the class ended: clear it from the rest of its region
-                    self._doubt.clear(zz, [label])
-                    if (self._labels[zz] == label).any():
-                        yield zz, self._paint(zz, {label: None})
-        yield z, self._paint(z, writes)
+                    lo, hi = p.regions[label]
+                    rest = range(z + step, hi + 1) if step > 0 else range(z + step, lo - 1, -1)
+                    for zz in rest:  # the class ended: clear it from the rest of its region
+                        self._doubt.clear(zz, [label])
+                        if (self._labels[zz] == label).any():
+                            yield zz, self._paint(zz, {label: None})
+            yield z, self._paint(z, writes)
+            z += step
+            active = {label for label in active if p.regions[label][0] <= z <= p.regions[label][1]}
 
     def propagate(self, start: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(z, new slice labels)`` while the last round spreads outward (both directions).

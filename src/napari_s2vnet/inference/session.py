@@ -38,6 +38,8 @@ How a round of clicks becomes labels:
   image with its own feature cache, made on first use; the model is also trained on that spacing),
   and its outline may move by at most ``max(GROWTH_MM, slice spacing)`` from one slice to the next, so
   a lesion cannot leak into the organ around it as it propagates.
+* ``auto_steps`` (Auto-segment) decodes thin slices on a coarser z grid, as ``Predictor.segment``
+  does (``z_mm``, :func:`~napari_s2vnet.inference.auto.z_step_for`); propagation decodes every slice.
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ class Session(PromptEdits, PassRunner):
         self.cache = FeatureCache(self.model, self.prepared, self.device, max_bytes=cache_bytes)
         self.shape: tuple[int, int, int] = tuple(int(s) for s in image_zyx.shape)
         self.spacing = tuple(float(s) for s in spacing_zyx)
-        self.z_step = z_step_for(self.model, self.spacing[0], z_mm)  # propagation and automatic mode decode every z_step-th slice
+        # automatic mode (auto_steps) decodes every z_step-th slice; propagation decodes every slice
+        # (decoding thin slices on the coarse grid lost Dice there: docs/training.md, eighth run)
+        self.z_step = z_step_for(self.model, self.spacing[0], z_mm)
         self._image, self._modality, self._cache_bytes = image_zyx, modality, cache_bytes
         fine_mm = self.model.config.zoom_mm
         self.zoom = 0 < fine_mm and min(self.spacing[1:]) <= 1.25 * fine_mm < self.model.config.pixel_spacing_mm
@@ -390,7 +394,7 @@ class Session(PromptEdits, PassRunner):
         anchors = self._anchors(labels, fine)
         chain = Chain(self.model, anchors)
         centre = self._centre(labels[0], z) if fine else None
-        scores, groups, objectness = self._decode(view, chain, z, (z + 1, z - 1), len(labels) + 1, centre)
+        scores, groups, _ = self._decode(view, chain, z, (z + 1, z - 1), len(labels) + 1, centre)
         self._note_doubt(view, z, scores, labels)
         radius = tuple(HONOUR_RADIUS_MM / s for s in self.spacing[1:])
         writes, changes, missed = {}, {}, set()
@@ -413,7 +417,7 @@ class Session(PromptEdits, PassRunner):
             changes[label] = change if change.any() else writes[label]
         new = self._paint(z, writes)
         self._pending.append(_Pass(z, labels, chain, fine, {label: self._region(label, z) for label in labels},
-                                   {label: effects.get(label, "replace") for label in labels}, changes, scores, objectness))
+                                   {label: effects.get(label, "replace") for label in labels}, changes))
         return new, missed
 
     # ------------------------------------------------------------------ automatic, removal, edits
