@@ -145,8 +145,7 @@ def case_structures(case: dict[str, Any], structures: int) -> list[int]:
 
 
 def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: int, lesions: int, clicks: int,
-                  seed: int, zoom: bool = True, log=print, z_mm: float | None = None,
-                  fuse_anchor: bool | None = None) -> dict[str, Any]:
+                  seed: int, zoom: bool = True, log=print, z_mm: float | None = None) -> dict[str, Any]:
     names, gt = case["names"], case["labels"]
     out: dict[str, Any] = {"name": case["name"], "shape": list(gt.shape), "spacing": list(case["spacing"])}
     t0 = time.perf_counter()
@@ -163,8 +162,6 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
     rows: dict[str, dict[str, Any]] = {}
     session = predictor.session(case["image"], case["spacing"], case["modality"], z_mm=z_mm)
     session.zoom &= zoom
-    if fuse_anchor is not None:
-        session.fuse_anchor = fuse_anchor
     for curve in run_clicks(session, gt, real, clicks, case["spacing"]):
         name = names.get(curve.label, str(curve.label))
         kind = "real lesion" if any(w in name for w in LESION_WORDS) else ("seen" if name in seen else "never labelled")
@@ -173,8 +170,6 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
         image, lesion_map = insert_lesions(case, lesions, np.random.default_rng(seed))
         session = predictor.session(image, case["spacing"], case["modality"], z_mm=z_mm)
         session.zoom &= zoom
-        if fuse_anchor is not None:
-            session.fuse_anchor = fuse_anchor
         ids = [int(i) for i in np.unique(lesion_map) if i]
         for curve in run_clicks(session, lesion_map, ids, clicks, case["spacing"]):
             rows[f"synthetic_lesion_{curve.label - SYNTHETIC_BASE}"] = {
@@ -273,7 +268,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zoom-mm", type=float, default=-1.0,
                    help="override the model's zoomed-view spacing (0 = no zoom; default: the weights' own)")
     p.add_argument("--no-zoom", action="store_true", help="never decode small objects on the zoomed view")
-    p.add_argument("--fuse-anchor", choices=["on", "off"], help="sessions: also decode from the click anchors (default: the session's)")
     p.add_argument("--z-mm", type=float, default=None,
                    help="automatic mode decodes slices at most this far apart (default: the model's in-plane spacing; "
                         "0: every slice)")
@@ -301,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
               "clicks": args.clicks, "cases": []}
     for name in args.case:
         result["cases"].append(evaluate_case(predictor, load_case(name, args.data), seen, args.structures,
-                                             args.lesions, args.clicks, args.seed, not args.no_zoom, z_mm=args.z_mm,
-                                             fuse_anchor=None if args.fuse_anchor is None else args.fuse_anchor == "on"))
+                                             args.lesions, args.clicks, args.seed, not args.no_zoom, z_mm=args.z_mm))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "unseen.json").write_text(json.dumps(result, indent=1, default=float))
     (args.out / "unseen.md").write_text(markdown(result))

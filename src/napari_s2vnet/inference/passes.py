@@ -22,7 +22,6 @@ from napari_s2vnet.inference.masks import connected_to, grown, local_change
 from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, slice_scores
 from napari_s2vnet.inference.state import Click, ClickRecord
 from napari_s2vnet.model.clicks import ClickBatch
-from napari_s2vnet.model.cluster_decoder import DecoderOutput
 from napari_s2vnet.model.s2vnet import Chain
 
 OBJECTNESS_STOP = 0.5
@@ -146,17 +145,8 @@ class PassRunner:
         (background outside a window), group index on the input slice, objectness per centre.
         """
         window = view.window(centre)
-        feats = view.features(z, ahead, window)
-        a = chain.anchors
-        if self.fuse_anchor and chain.history:  # propagated centres and the clicks' own, one decoder call
-            bias = None if a.bias is None else a.bias.expand(2, -1)
-            both = self.model.decode(feats, torch.cat([chain.init(), a.centres]), a.valid.expand(2, -1), bias)
-            out = DecoderOutput(both.centres[:1], both.mask_logits[:1], both.class_logits[:1], both.objectness[:1], [])
-            chain.push(out)
-            scores = slice_scores(both, a.groups.expand(2, -1), a.valid.expand(2, -1), n_groups).mean(0, keepdim=True)
-        else:
-            out = chain.step(feats)
-            scores = slice_scores(out, a.groups, a.valid, n_groups)
+        out = chain.step(view.features(z, ahead, window))
+        scores = slice_scores(out, chain.anchors.groups, chain.anchors.valid, n_groups)
         if window is not None:
             s = self.model.config.embed_stride
             pad_h, pad_w = view.prepared.net.shape[-2:]

@@ -102,7 +102,6 @@ class Session(PromptEdits, PassRunner):
         self.focus: int | None = None
         self.locked: set[int] = set()
         self.slice_only = False  # rounds of clicks decode their slices and do not propagate
-        self.fuse_anchor = False  # propagation also decodes each slice from the click anchors, probabilities averaged
         self._z_range: tuple[int, int] | None = None
         self._doubt = SliceDoubt(self.shape[0])  # review scores (inference/review.py)
         self._last_starts: list[int] = []  # clicked slices of the last round of clicks (rerun())
