@@ -59,8 +59,9 @@ def run_segment(args: argparse.Namespace) -> int:
 
     if args.threads < 0:
         raise InputError(f"--threads {args.threads}: give a positive number, or 0 for the free cores")
-    if args.z_mm is not None and args.z_mm < 0:
-        raise InputError(f"--z-mm {args.z_mm:g}: give a spacing in mm, or 0 to decode every slice")
+    from napari_s2vnet.inference.auto import checked_z_mm
+
+    checked_z_mm(args.z_mm)  # before the volume is read
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads or free_cores())
     try:  # in-process callers (tests, scripts) get their thread count back

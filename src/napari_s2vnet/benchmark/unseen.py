@@ -160,7 +160,7 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
     log(f"  {case['name']}: automatic, {len(dice)} classes, organs mean {out['automatic_organs_mean']}")
     real = case_structures(case, structures)
     rows: dict[str, dict[str, Any]] = {}
-    session = predictor.session(case["image"], case["spacing"], case["modality"], z_mm=z_mm)
+    session = predictor.session(case["image"], case["spacing"], case["modality"])
     session.zoom &= zoom
     for curve in run_clicks(session, gt, real, clicks, case["spacing"]):
         name = names.get(curve.label, str(curve.label))
@@ -168,7 +168,7 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
         rows[name] = {"kind": kind, "dice": curve.dice, "voxels": int((gt == curve.label).sum())}
     if lesions:
         image, lesion_map = insert_lesions(case, lesions, np.random.default_rng(seed))
-        session = predictor.session(image, case["spacing"], case["modality"], z_mm=z_mm)
+        session = predictor.session(image, case["spacing"], case["modality"])
         session.zoom &= zoom
         ids = [int(i) for i in np.unique(lesion_map) if i]
         for curve in run_clicks(session, lesion_map, ids, clicks, case["spacing"]):

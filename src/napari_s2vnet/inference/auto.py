@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, slice_scores
 from napari_s2vnet.model.cluster_decoder import DecoderOutput
 from napari_s2vnet.model.s2vnet import Chain, S2VNet
@@ -48,10 +49,15 @@ def z_step_for(model: S2VNet, spacing_z: float, z_mm: float | None = None) -> in
     ``z_mm`` apart. ``None``: the model's in-plane spacing (``config.pixel_spacing_mm``), so thin
     slices are decoded on a grid about as coarse in z as in-plane (as nnU-Net resamples its 3D grid);
     0: every slice."""
-    mm = model.config.pixel_spacing_mm if z_mm is None else float(z_mm)
-    if mm < 0:
-        raise ValueError(f"z_mm must be 0 (every slice) or positive, got {mm}")
+    mm = model.config.pixel_spacing_mm if checked_z_mm(z_mm) is None else float(z_mm)
     return max(1, int(mm / spacing_z + 1e-6)) if mm > 0 else 1
+
+
+def checked_z_mm(z_mm: float | None) -> float | None:
+    """``z_mm`` unchanged, or an ``InputError`` if it is negative (the CLI checks it before any work)."""
+    if z_mm is not None and z_mm < 0:
+        raise InputError(f"--z-mm {z_mm:g} (z_mm): give a spacing in mm, or 0 to decode every slice")
+    return z_mm
 
 
 @torch.inference_mode()
