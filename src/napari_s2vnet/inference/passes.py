@@ -116,7 +116,7 @@ class PassRunner:
             batch.class_valid[0, g] = True
         for j, r in enumerate(neg):
             batch.neg_feats[0, j], batch.neg_valid[0, j] = self._feats(r, fine), True
-        anchors = model.click_anchors(batch)
+        anchors = model.click_anchors(batch, self.click_prior)
         # classes without a positive click fall back to their learned automatic embedding
         slots = {cid: i for i, cid in enumerate(model.config.class_ids)}
         for g, label in enumerate(labels, start=1):

@@ -87,6 +87,7 @@ class Session(PromptEdits, PassRunner):
         self._image, self._modality, self._cache_bytes = image_zyx, modality, cache_bytes
         fine_mm = self.model.config.zoom_mm
         self.zoom = 0 < fine_mm and min(self.spacing[1:]) <= 1.25 * fine_mm < self.model.config.pixel_spacing_mm
+        self.click_prior = 0.0  # logit prior of click centres against the learned background (eleventh run)
         self._fine: _View | None = None
         self._fine_feats: dict[ClickRecord, torch.Tensor] = {}
         self._zoomed: dict[int, bool] = {}  # label -> decoded on the zoomed view (decided at its first pass)
