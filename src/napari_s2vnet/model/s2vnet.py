@@ -107,9 +107,7 @@ class S2VNet(nn.Module):
         valid = torch.ones(batch, nb + n * m, dtype=torch.bool, device=centres.device)
         return Anchors(centres, groups.unsqueeze(0).expand(batch, -1), valid)
 
-    def click_anchors(self, clicks: ClickBatch, prior: float = 0.0) -> Anchors:
-        """Background embeddings, the click centres and the negative-click centres. ``prior`` is added
-        to the logit bias of every centre made from a click (both signs), against the learned background."""
+    def click_anchors(self, clicks: ClickBatch) -> Anchors:
         b = clicks.class_valid.shape[0]
         made = self.click_encoder(clicks, per_click=self.config.click_centres == "per_click")
         m = self.config.centres_per_class
@@ -123,7 +121,7 @@ class S2VNet(nn.Module):
         zeros = torch.zeros(b, nb, dtype=torch.long, device=device)
         groups = torch.cat([zeros, groups, torch.zeros(b, q, dtype=torch.long, device=device)], 1)
         valid = torch.cat([torch.ones(b, nb, dtype=torch.bool, device=device), valid, clicks.neg_valid], dim=1)
-        bias = torch.cat([zeros.to(bias.dtype), bias + prior, torch.full((b, q), prior, dtype=bias.dtype, device=device)], 1)
+        bias = torch.cat([zeros.to(bias.dtype), bias, torch.zeros(b, q, dtype=bias.dtype, device=device)], 1)
         return Anchors(torch.cat([background, classes, made.negatives], dim=1), groups, valid, bias)
 
     # ----------------------------------------------------------------- one slice / next slice
