@@ -11,12 +11,11 @@ Everything is in internal order ``(z, y, x)``; masks are ``(Y, X)`` booleans on 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from napari_s2vnet.errors import InputError
 from napari_s2vnet.inference.masks import connected_to, grown, local_change
@@ -72,7 +71,6 @@ class _Pass:
     regions: dict[int, tuple[int, int]]  # label -> inclusive slice range it may rewrite
     effects: dict[int, str]  # label -> "add", "remove" or "replace" (:func:`_effect`)
     changes: dict[int, np.ndarray]  # label -> what a correction changed on the start slice (its seed)
-    cuts: dict[int, int] = field(default_factory=dict)  # label -> direction a negative click cuts it in (:meth:`PassRunner._cut`)
 
 
 def _effect(clicks: list[Click], label: int, has_voxels: bool) -> str:
@@ -125,39 +123,6 @@ class PassRunner:
             if not batch.class_valid[0, g - 1] and label in slots:
                 anchors = anchors.appended(model.slot_embeddings(slots[label]).unsqueeze(0), g)
         return anchors
-
-    def _cut(self, label: int, z: int, network: np.ndarray,
-             negatives: list[tuple[int, int]]) -> tuple[np.ndarray, int, tuple[int, int]] | None:
-        """A negative click that the network cannot honour ends its class there.
-
-        Such a click lies inside the class on slice ``z`` and stays inside the network's mask
-        ``network`` even though its own centre took part in the decode: the network cannot tell what
-        the user rejected from the class here (a propagation that ran on into look-alike neighbours:
-        the next vertebrae, the tissue under a tumour). -> ``(the class's connected parts on slice z
-        that hold such a click, the direction away from all the class's positive clicks (+1 or -1; 0
-        when they lie on both sides or on this slice), the slices the cut may clear)``, or None: no
-        such click, no positive click of the class, or a positive click on this slice in those parts.
-        """
-        if not self.negative_cut:
-            return None
-        old = self._labels[z] == label
-        hits = [(y, x) for y, x in negatives if network[y, x] and old[y, x]]
-        positives = [r.click for r in self._clicks if r.click.label == label and r.click.positive]
-        if not hits or not positives:
-            return None
-        comps, _ = ndimage.label(old)
-        part = np.isin(comps, [comps[p] for p in hits])
-        if any(part[c.y, c.x] for c in positives if c.z == z):
-            return None
-        sides = {int(np.sign(c.z - z)) for c in positives}
-        direction = -sides.pop() if len(sides) == 1 else 0
-        lo, hi = (z, self.shape[0] - 1) if direction > 0 else (0, z) if direction < 0 else (z, z)
-        limit = self.z_range
-        if self.slice_only or (limit is not None and not limit[0] <= z <= limit[1]):
-            lo = hi = z
-        elif limit is not None:
-            lo, hi = max(lo, limit[0]), min(hi, limit[1])
-        return part, direction, (lo, hi)
 
     def _region(self, label: int, start: int) -> tuple[int, int]:
         """The slices a pass from ``start`` may rewrite ``label`` on: those nearer to ``start`` than to
@@ -248,30 +213,16 @@ class PassRunner:
         z = p.start + step
         active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
         while active and 0 <= z < self.shape[0]:
-            writes: dict[int, np.ndarray | None] = {}
-            for label in [label for label in active if label in p.cuts]:  # a cut: the parts touching it, no decode
-                here = self._labels[z] == label
-                change = connected_to(here, seeds[label]) if here.any() else here
-                if change.any():
-                    writes[label], seeds[label] = here & ~change, change
-                    self._doubt.clear(z, [label])
-                else:
-                    active.discard(label)
-            if not any(label not in p.cuts for label in active):
-                if writes:
-                    yield z, self._paint(z, writes)
-                z += step
-                active = {label for label in active if p.regions[label][0] <= z <= p.regions[label][1]}
-                continue
             ahead = tuple(range(z + step, z + 8 * step, step))
             centre = None
             if p.fine:  # the window follows the object (one class per zoomed pass)
                 last = previous[p.labels[0]]
                 centre = tuple(np.argwhere(last).mean(0)) if last.any() else self._centre(p.labels[0], p.start)
             scores, groups, obj = self._decode(view, chain, z, ahead, len(p.labels) + 1, centre)
-            self._note_doubt(view, z, scores, p.labels, active - set(p.cuts))
+            self._note_doubt(view, z, scores, p.labels, active)
+            writes: dict[int, np.ndarray | None] = {}
             for g, label in enumerate(p.labels, start=1):
-                if label not in active or label in p.cuts:
+                if label not in active:
                     continue
                 mask = connected_to(groups == g, previous[label])
                 if p.fine and previous[label].any():  # a small object grows by at most GROWTH_MM per slice

@@ -87,7 +87,6 @@ class Session(PromptEdits, PassRunner):
         self._image, self._modality, self._cache_bytes = image_zyx, modality, cache_bytes
         fine_mm = self.model.config.zoom_mm
         self.zoom = 0 < fine_mm and min(self.spacing[1:]) <= 1.25 * fine_mm < self.model.config.pixel_spacing_mm
-        self.negative_cut = False  # a negative click the network cannot honour ends its class (PassRunner._cut)
         self._fine: _View | None = None
         self._fine_feats: dict[ClickRecord, torch.Tensor] = {}
         self._zoomed: dict[int, bool] = {}  # label -> decoded on the zoomed view (decided at its first pass)
@@ -344,7 +343,7 @@ class Session(PromptEdits, PassRunner):
     def _resume(self, unfinished: list[_Pass], keep) -> None:
         """Queue again the passes a new round cut short, for their labels that ``keep(pass, label)``."""
         for p in unfinished:
-            labels = [label for label in p.labels if keep(p, label) and label not in p.cuts]
+            labels = [label for label in p.labels if keep(p, label)]
             if labels:
                 self._start_pass(p.start, labels, p.effects)
 
@@ -398,22 +397,17 @@ class Session(PromptEdits, PassRunner):
         scores, groups, _ = self._decode(view, chain, z, (z + 1, z - 1), len(labels) + 1, centre)
         self._note_doubt(view, z, scores, labels)
         radius = tuple(HONOUR_RADIUS_MM / s for s in self.spacing[1:])
-        writes, changes, missed, cuts, regions = {}, {}, set(), {}, {}
+        writes, changes, missed = {}, {}, set()
         for g, label in enumerate(labels, start=1):
             here = [r.click for r in self._clicks if r.click.label == label and r.click.z == z]
             points = [(c.y, c.x) for c in here if c.positive]
             negatives = [(c.y, c.x) for c in here if not c.positive]
             mask = groups == g
-            effect, old = effects.get(label, "replace"), self._labels[z] == label
-            cut = self._cut(label, z, mask, negatives) if effect == "remove" else None
-            if cut is not None:
-                changes[label], cuts[label], regions[label] = cut[0], cut[1], cut[2]
-                writes[label] = old & ~cut[0]
-                continue
             if any(not mask[p] for p in points):
                 missed.add(label)
             if label in missed or any(mask[p] for p in negatives):
                 mask = honour_clicks(mask, self._score_on_input(scores, g, view.prepared), points, negatives, radius)
+            effect, old = effects.get(label, "replace"), self._labels[z] == label
             seed = np.zeros_like(old)
             for y, x in (points if effect == "add" else negatives):
                 seed[y, x] = True
@@ -422,9 +416,8 @@ class Session(PromptEdits, PassRunner):
             # still carry on from the class on this slice, e.g. to push it past where it stopped
             changes[label] = change if change.any() else writes[label]
         new = self._paint(z, writes)
-        regions = {label: regions.get(label) or self._region(label, z) for label in labels}
-        self._pending.append(_Pass(z, labels, chain, fine, regions, {label: effects.get(label, "replace") for label in labels},
-                                   changes, cuts))
+        self._pending.append(_Pass(z, labels, chain, fine, {label: self._region(label, z) for label in labels},
+                                   {label: effects.get(label, "replace") for label in labels}, changes))
         return new, missed
 
     # ------------------------------------------------------------------ automatic, removal, edits
