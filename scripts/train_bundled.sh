@@ -8,15 +8,21 @@
 # Env: OUT (run folder; the weights are OUT/weights.safetensors), JOBS (trainings at once, default 2),
 #      RECIPE=v0.3: only v0.3's own fine-tune, from v0.1 (EXCLUDE: a bundled case to hold out,
 #      ct_abdomen or mr_abdomen; INIT: start weights, default v0.1, or a leave-one-out twin of v0.1).
+#      Scaling the v0.4 recipe (defaults reproduce v0.4): STEPS (600), SEEDS ("0 1 2": each seed trains
+#      the plain and the fine-copies fine-tune), DEVICE (train --device, default auto), TIME_MIN (train
+#      --time-budget-min per training, default none), S2VNET_PYTHON (default $S2VNET_VENV/bin/python),
+#      DRY=1 (print the training commands, run nothing). scripts/device_train.sh runs it on a lent GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${S2VNET_VENV:-.venv}"
-py="$venv/bin/python"
-recipe=(--data bundled --steps 600 --slices 4 --interactive-fraction 0.6 --lr 1e-3 --click-centres pooled
+py="${S2VNET_PYTHON:-$venv/bin/python}"
+recipe=(--data bundled --steps "${STEPS:-600}" --slices 4 --interactive-fraction 0.6 --lr 1e-3 --click-centres pooled
         --augment light --threads 1 --val-every 100000)
+[ -z "${DEVICE:-}" ] || recipe+=(--device "$DEVICE")
+[ -z "${TIME_MIN:-}" ] || recipe+=(--time-budget-min "$TIME_MIN")
 
 restore() {  # restore <commit> <file>: a bundled weights file from git history
-  if [ ! -f "$2" ]; then
+  if [ ! -f "$2" ] && [ "${DRY:-0}" != 1 ]; then
     mkdir -p "$(dirname "$2")"
     git show "$1:src/napari_s2vnet/_resources/weights/s2vnet_tiny_ct.safetensors" > "$2"
   fi
@@ -35,14 +41,17 @@ fi
 OUT="${OUT:-runs/bundled_v0.4}"
 init=runs/init/s2vnet_tiny_ct_v0.3.safetensors
 restore 993cc99 "$init"  # v0.3
-mkdir -p "$OUT"
-names=(plain_s0 plain_s1 plain_s2 fine_s0 fine_s1 fine_s2)
+[ "${DRY:-0}" = 1 ] || mkdir -p "$OUT"
+seeds=(${SEEDS:-0 1 2})
+names=("${seeds[@]/#/plain_s}" "${seeds[@]/#/fine_s}")
 running=0
 for name in "${names[@]}"; do
   seed="${name##*_s}"
   extra=()
   if [ "${name%%_*}" = "fine" ]; then extra+=(--fine-mm 1.5 --fine-upsampled); fi
-  if [ ! -f "$OUT/$name/weights.safetensors" ]; then
+  if [ "${DRY:-0}" = 1 ]; then
+    echo "$py -m napari_s2vnet train --init $init ${recipe[*]} --seed $seed ${extra[*]} --out $OUT/$name"
+  elif [ ! -f "$OUT/$name/weights.safetensors" ]; then
     OMP_NUM_THREADS=1 "$py" -m napari_s2vnet train --init "$init" "${recipe[@]}" --seed "$seed" "${extra[@]}" \
       --out "$OUT/$name" > "$OUT/$name.log" 2>&1 &
     running=$((running + 1))
@@ -50,9 +59,11 @@ for name in "${names[@]}"; do
   fi
 done
 wait
+[ "${DRY:-0}" = 1 ] && exit 0
 for name in "${names[@]}"; do  # a failed training stops here, with its log named
   [ -f "$OUT/$name/weights.safetensors" ] || { echo "training $name failed: see $OUT/$name.log" >&2; exit 1; }
 done
 # the fine-copy seeds first: their config (zoom_mm 1.5) is the soup's
-"$py" scripts/soup_weights.py "$OUT/weights.safetensors" "$OUT"/fine_s{0,1,2}/weights.safetensors \
-  "$OUT"/plain_s{0,1,2}/weights.safetensors
+parts=()
+for kind in fine plain; do for seed in "${seeds[@]}"; do parts+=("$OUT/${kind}_s$seed/weights.safetensors"); done; done
+"$py" scripts/soup_weights.py "$OUT/weights.safetensors" "${parts[@]}"
