@@ -37,14 +37,15 @@ export PYTHONPATH="$PWD/src:${PYTHONPATH:-}"
 out="${OUT:-runs/device}"
 mkdir -p "$out"
 seeds=(${SEEDS:-0 1 2})
-"$py" -c "import torch, sys; d = '${DEVICE:-cuda}'; ok = d != 'cuda' or torch.cuda.is_available(); \
-print('torch', torch.__version__, 'device', d, torch.cuda.get_device_name(0) if d == 'cuda' and ok else ''); sys.exit(0 if ok else 3)"
+torch_line=$("$py" -c "import torch, sys; d = '${DEVICE:-cuda}'; ok = d != 'cuda' or torch.cuda.is_available(); \
+print('torch', torch.__version__, 'device', d, torch.cuda.get_device_name(0) if d == 'cuda' and ok else ''); sys.exit(0 if ok else 3)")
+echo "$torch_line"
 t0=$(date +%s)
 S2VNET_PYTHON="$py" DEVICE="${DEVICE:-cuda}" TIME_MIN="${TIME_MIN:-6}" STEPS="${STEPS:-20000}" SEEDS="${seeds[*]}" \
   JOBS="${JOBS:-$((2 * ${#seeds[@]}))}" OUT="$out/run" bash scripts/train_bundled.sh || status=$?
 {
   echo "device_train.sh, $(date -u +%FT%TZ): DEVICE=${DEVICE:-cuda} TIME_MIN=${TIME_MIN:-6} STEPS=${STEPS:-20000} SEEDS=${seeds[*]}"
-  "$py" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
+  echo "$torch_line"
   echo "wall seconds, all trainings and the soup: $(( $(date +%s) - t0 ))"
   "$py" - "$out"/run/*/weights.safetensors <<'PY'
 import sys

@@ -15,15 +15,16 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="bash scripts")
 
 
-def _dry(**env: str) -> list[str]:
+def _dry(out: Path, **env: str) -> list[str]:
     run = subprocess.run(["bash", "scripts/train_bundled.sh"], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "DRY": "1", "OUT": "/tmp/never_written", **env}, timeout=60)
+                         env={**os.environ, "DRY": "1", "OUT": str(out), **env}, timeout=60)
     assert run.returncode == 0, run.stderr
     return run.stdout.splitlines()
 
 
-def test_the_default_is_the_v04_recipe():
-    lines = _dry()
+def test_the_default_is_the_v04_recipe(tmp_path):
+    out = tmp_path / "never_written"
+    lines = _dry(out)
     assert len(lines) == 6
     for seed in (0, 1, 2):
         plain = [ln for ln in lines if ln.endswith(f"/plain_s{seed}")]
@@ -35,11 +36,11 @@ def test_the_default_is_the_v04_recipe():
         assert "--init runs/init/s2vnet_tiny_ct_v0.3.safetensors --data bundled --steps 600 --slices 4" in ln
         assert "--click-centres pooled --augment light --threads 1" in ln
         assert "--device" not in ln and "--time-budget-min" not in ln
-    assert not Path("/tmp/never_written").exists()
+    assert not out.exists()
 
 
-def test_env_scales_the_recipe_for_another_device():
-    lines = _dry(SEEDS="3 4", STEPS="9000", DEVICE="cuda", TIME_MIN="6", S2VNET_PYTHON="python3")
+def test_env_scales_the_recipe_for_another_device(tmp_path):
+    lines = _dry(tmp_path / "run", SEEDS="3 4", STEPS="9000", DEVICE="cuda", TIME_MIN="6", S2VNET_PYTHON="python3")
     assert [ln.rsplit("/", 1)[1] for ln in lines] == ["plain_s3", "plain_s4", "fine_s3", "fine_s4"]
     for ln in lines:
         assert ln.startswith("python3 -m napari_s2vnet train ")
