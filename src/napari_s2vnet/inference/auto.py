@@ -126,27 +126,8 @@ def auto_slices(
 
 
 def auto_volume(model: S2VNet, prepared: PreparedImage, cache: FeatureCache, classes=None, start=None,
-                fuse_anchor: bool = True, z_step: int = 1, largest_component: bool = False) -> np.ndarray:
+                fuse_anchor: bool = True, z_step: int = 1) -> np.ndarray:
     labels = np.zeros(prepared.shape, np.uint16)
     for z, lab in auto_slices(model, prepared, cache, classes, start, fuse_anchor, z_step=z_step):
         labels[z] = lab
-    return keep_largest_components(labels) if largest_component else labels
-
-
-def keep_largest_components(labels: np.ndarray, exempt: Iterable[int] = ()) -> np.ndarray:
-    """``labels`` with every class (but ``exempt``) cut to its largest 26-connected 3D component; the
-    voxels removed become background (nnU-Net's postprocessing). Returns a new array."""
-    from scipy import ndimage
-
-    out = labels.copy()
-    full = ndimage.generate_binary_structure(3, 3)
-    skip = set(int(c) for c in exempt) | {0}
-    for c, box in enumerate(ndimage.find_objects(labels), start=0):
-        if box is None or c + 1 in skip:
-            continue
-        mask = labels[box] == c + 1
-        comps, n = ndimage.label(mask, structure=full)
-        if n > 1:
-            sizes = np.bincount(comps.ravel())[1:]
-            out[box][mask & (comps != 1 + int(np.argmax(sizes)))] = 0
-    return out
+    return labels
