@@ -155,4 +155,3 @@ class TrainConfig:
     init: str = ""  # weights file to start from (same architecture and classes); "" = random init
     augment: str = "full"  # train.augment.AUGMENT_LEVELS: "full" (nnU-Net-like) or "light" (v0.1's; ablations)
     contrast_randomise: float = 0.0  # probability of a random intensity curve per interactive episode (train.augment)
-    end_episodes: float = 0.0  # fraction of interactive episodes that run past a class's end (train.episodes)

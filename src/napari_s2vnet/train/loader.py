@@ -55,7 +55,7 @@ class EpisodeStream(IterableDataset):
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, self.rank, 7919, worker, self.start])
-        sampler = EpisodeSampler(self.volumes, cfg.episode_slices, cfg.crop, rng, cfg.end_episodes)
+        sampler = EpisodeSampler(self.volumes, cfg.episode_slices, cfg.crop, rng)
         augment = EpisodeAugmenter(self.swap, seed=int(rng.integers(2**31 - 1)), level=cfg.augment,
                                    contrast=cfg.contrast_randomise)
         j = 0

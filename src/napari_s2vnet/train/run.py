@@ -52,9 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=int, default=TrainConfig.crop)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--interactive-fraction", type=float, default=TrainConfig.interactive_fraction)
-    p.add_argument("--end-episodes", type=float, default=TrainConfig.end_episodes,
-                   help="fraction of interactive episodes that start on one of a class's last slices and run past "
-                        "its end, so propagation learns to stop (thirteenth run, docs/training.md)")
     p.add_argument("--phantoms", type=int, default=TrainConfig.phantoms)
     p.add_argument("--no-mr", action="store_true", help="exclude the bundled MR (generalisation runs)")
     p.add_argument("--exclude", action="append", default=[], help="leave this case out (repeatable)")
@@ -250,15 +247,13 @@ def run(args: argparse.Namespace) -> Path:
     _check_train_extra()
     if not 0.0 <= args.contrast_randomise <= 1.0:
         raise InputError(f"--contrast-randomise is a probability in [0, 1], not {args.contrast_randomise}")
-    if not 0.0 <= args.end_episodes <= 1.0:
-        raise InputError(f"--end-episodes is a fraction in [0, 1], not {args.end_episodes}")
     cfg = TrainConfig(
         steps=args.steps, batch_episodes=args.batch, episode_slices=args.slices, crop=args.crop, lr=args.lr,
         long_slices=args.long_slices, long_from=args.long_from,
         interactive_fraction=args.interactive_fraction, phantoms=args.phantoms, include_mr=not args.no_mr,
         val_every=args.val_every, seed=args.seed, threads=args.threads, time_budget_s=60.0 * args.time_budget_min,
         init=str(args.init), target_mix=args.target_mix, augment=args.augment,
-        contrast_randomise=args.contrast_randomise, end_episodes=args.end_episodes,
+        contrast_randomise=args.contrast_randomise,
     )
     try:
         options = ScaleOptions(args.ckpt_every, args.accumulate, args.amp, args.compile, args.workers)

@@ -136,7 +136,7 @@ def train(
                 tqdm.write(f"checkpoint from {len(snapshots)} processes, this run has {world}: new random streams")
             snapshots = None
             rng, augment_seed = np.random.default_rng([cfg.seed, rank, start]), augment_seed + start
-    sampler = EpisodeSampler(volumes, cfg.episode_slices, cfg.crop, rng, cfg.end_episodes)
+    sampler = EpisodeSampler(volumes, cfg.episode_slices, cfg.crop, rng)
     lut = class_lut(model)
     mix = parse_mix(cfg.target_mix)
     augment = EpisodeAugmenter(left_right_swap(dict(zip(model_config.class_ids, model_config.class_names)), len(lut) - 1),
