@@ -1,4 +1,4 @@
-"""``scripts/soup_weights.py``: the model soup used to average the seeds of a recipe, uniform or weighted."""
+"""``scripts/soup_weights.py``: the uniform model soup used to average the seeds of a recipe."""
 
 import dataclasses
 import subprocess
@@ -42,21 +42,3 @@ def test_soup_refuses_other_classes(tiny_config, tmp_path):
     assert not (tmp_path / "soup.safetensors").exists()
 
 
-
-
-def test_weighted_soup_and_its_checks(tiny_config, tmp_path):
-    paths = []
-    for seed in range(2):
-        torch.manual_seed(seed)
-        paths.append(save_weights(S2VNet(tiny_config), tmp_path / f"w{seed}.safetensors", {"seed": seed}))
-    done = _soup(tmp_path / "soup.safetensors", *paths, "--weights", "0.25", "0.75")
-    assert done.returncode == 0, done.stderr
-    soup = load_weights(tmp_path / "soup.safetensors").state_dict()
-    a, b = (load_weights(p).state_dict() for p in paths)
-    for key, value in soup.items():
-        torch.testing.assert_close(value, 0.25 * a[key] + 0.75 * b[key])
-    assert train_info(tmp_path / "soup.safetensors")["weights"] == [0.25, 0.75]
-    for bad in (["0.5"], ["0.5", "0.6"], ["-0.5", "1.5"]):
-        done = _soup(tmp_path / "bad.safetensors", *paths, "--weights", *bad)
-        assert done.returncode != 0 and "--weights" in done.stderr
-    assert not (tmp_path / "bad.safetensors").exists()
