@@ -4,7 +4,9 @@
 # Needs `napari-s2vnet data fetch` output in $S2VNET_DATA (default ~/.cache/napari-s2vnet/training_data)
 # and, for the test tumours, scripts/prepare_pyradiomics_eval.py's output in $S2VNET_PYR (skipped if unset).
 # Writes OUT/selection_<case>/ (5 clicks; the five fetched volumes), OUT/bundled/, OUT/test_lits/ and
-# OUT/test_pyr/ (20 clicks), then OUT/goals.md: the pooled goal figures (benchmark.unseen --pool).
+# OUT/test_pyr/ (20 clicks), then OUT/goals.md: the pooled goal figures (benchmark.unseen --pool), and
+# OUT/pooled_selection/goals.md and OUT/pooled_tumours/goals.md, whose "mean of the cases" rows are the
+# selection (mean Dice over clicks 1-5, each fetched volume counting once) and the tumours' @1 / @5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 w="$1"; out="$2"; shift 2
@@ -25,4 +27,7 @@ if [ -n "${S2VNET_PYR:-}" ]; then
   "${u[@]}" --clicks 20 --structures 0 --lesions 0 "${cases[@]}" --out "$out/test_pyr" >/dev/null
 fi
 tests=("$out/test_lits"); [ -d "$out/test_pyr" ] && tests+=("$out/test_pyr")
-"$py" -m napari_s2vnet.benchmark.unseen --pool "$out"/selection_* "${tests[@]}" --out "$out"
+pool=("$py" -m napari_s2vnet.benchmark.unseen --pool)
+"${pool[@]}" "$out"/selection_* --out "$out/pooled_selection" >/dev/null  # its last row: the selection
+[ -d "$out/test_pyr" ] && "${pool[@]}" "$out/test_pyr" --out "$out/pooled_tumours" >/dev/null  # the tumours @1 / @5
+"${pool[@]}" "$out"/selection_* "${tests[@]}" --out "$out"

