@@ -2,7 +2,9 @@
 # The unseen-volume evaluation of issue 8 (docs/benchmarks.md, section 0c), in one command:
 #   bash scripts/eval_unseen.sh WEIGHTS OUT [extra benchmark.unseen options, e.g. --zoom-mm 1.5]
 # Needs `napari-s2vnet data fetch` output in $S2VNET_DATA (default ~/.cache/napari-s2vnet/training_data)
-# and, for the test tumours, scripts/prepare_pyradiomics_eval.py's output in $S2VNET_PYR (skipped if unset).
+# and, for the test tumours, scripts/prepare_pyradiomics_eval.py's output in $S2VNET_PYR (skipped if unset);
+# scripts/prepare_pycerr_eval.py's output in $S2VNET_PYCERR adds four lung CT tumours, scored in
+# OUT/test_pycerr and OUT/pooled_pycerr but kept out of the pooled goal figures (skipped if unset).
 # Writes OUT/selection_<case>/ (5 clicks; the five fetched volumes), OUT/bundled/, OUT/test_lits/ and
 # OUT/test_pyr/ (20 clicks), then OUT/goals.md: the pooled goal figures (benchmark.unseen --pool), and
 # OUT/pooled_selection/goals.md and OUT/pooled_tumours/goals.md, whose "mean of the cases" rows are the
@@ -25,6 +27,12 @@ if [ -n "${S2VNET_PYR:-}" ]; then
     cases+=(--case "${t}_tumor=$S2VNET_PYR/${t}_image.nii.gz::$S2VNET_PYR/${t}_label.nii.gz::$mod")
   done
   "${u[@]}" --clicks 20 --structures 0 --lesions 0 "${cases[@]}" --out "$out/test_pyr" >/dev/null
+fi
+if [ -n "${S2VNET_PYCERR:-}" ]; then  # reported beside the goals, not pooled into them (found 2026-12-06)
+  cases=()
+  for p in 1 2 3 4; do cases+=(--case "pycerr_pat${p}_tumor=$S2VNET_PYCERR/pat${p}_image.nii.gz::$S2VNET_PYCERR/pat${p}_label.nii.gz::CT"); done
+  "${u[@]}" --clicks 20 --structures 0 --lesions 0 "${cases[@]}" --out "$out/test_pycerr" >/dev/null
+  "$py" -m napari_s2vnet.benchmark.unseen --pool "$out/test_pycerr" --out "$out/pooled_pycerr" >/dev/null
 fi
 tests=("$out/test_lits"); [ -d "$out/test_pyr" ] && tests+=("$out/test_pyr")
 pool=("$py" -m napari_s2vnet.benchmark.unseen --pool)
