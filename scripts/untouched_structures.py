@@ -11,7 +11,7 @@ structures as ``benchmark.unseen`` does, one torch thread. Writes ``{structure: 
 and prints the mean over clicks 1-5, after 1 and after 5, the organs' figures and the click steps without
 a drop > 0.01. ``--against`` an earlier run's ``OUT.json`` (e.g. the shipped weights') also counts the
 structures whose mean Dice over clicks 1-5 is better / worse by more than 0.005 (rule (a) of the fifteenth
-and sixteenth runs) and lists the changes, largest loss first.
+to seventeenth runs) and lists the changes, largest loss first.
 """
 
 import argparse
@@ -45,16 +45,15 @@ def main() -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--against", type=Path, help="an earlier run's OUT.json on the same structures")
     args = p.parse_args()
-    weights, data, out = args.weights, args.data, args.out
     torch.set_num_threads(1)
-    case = load_case(CASE, data)
+    case = load_case(CASE, args.data)
     s10, s30, s60 = (set(case_structures(case, n)) for n in (10, 30, 60))
     labels = [lab for lab in case_structures(case, 60) if lab not in s30]
     labels += [lab for lab in case_structures(case, 90) if lab not in s10 | s30 | s60]
-    session = Predictor.from_file(weights, "cpu").session(case["image"], case["spacing"], case["modality"])
+    session = Predictor.from_file(args.weights, "cpu").session(case["image"], case["spacing"], case["modality"])
     curves = run_clicks(session, case["labels"], labels, CLICKS, case["spacing"])
     rows = {case["names"][c.label]: c.dice for c in curves}
-    out.write_text(json.dumps(rows, indent=1))
+    args.out.write_text(json.dumps(rows, indent=1))
     organs = [n for n in rows if n in ORGANS]
     steps = [b >= a - 0.01 for d in rows.values() for a, b in zip(d[:-1], d[1:])]
     mean = lambda names, k: np.mean([rows[n][k] for n in names])  # noqa: E731

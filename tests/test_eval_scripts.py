@@ -1,4 +1,5 @@
-"""``scripts/prepare_pycerr_eval.py``: RTSTRUCT contours (LPS mm) filled onto the DICOM reader's grid."""
+"""Evaluation scripts: ``prepare_pycerr_eval.py`` (RTSTRUCT contours, LPS mm, filled onto the DICOM
+reader's grid) and ``untouched_structures.py --against`` (better / worse structures)."""
 
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ pydicom = pytest.importorskip("pydicom")
 pytest.importorskip("skimage")
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 from prepare_pycerr_eval import rasterise_rtstruct  # noqa: E402
+from untouched_structures import compare  # noqa: E402
 
 # voxel (i, j, k) -> RAS mm: 0.5 mm columns, 0.8 mm rows, 2 mm slices, an offset (like read_dicom_series)
 AFFINE = np.array([[-0.5, 0, 0, 40.0], [0, -0.8, 0, 60.0], [0, 0, 2.0, -30.0], [0, 0, 0, 1]])
@@ -51,3 +53,11 @@ def test_a_contour_off_the_slices_is_an_error():
     off = _contour([(2, 2, 3.5), (2, 6, 3.5), (6, 6, 3.5)])
     with pytest.raises(ValueError, match="off the image's slices"):
         rasterise_rtstruct(_rtstruct(off), AFFINE, SHAPE)
+
+
+def test_against_counts_structures_beyond_the_margin_and_lists_the_largest_loss_first():
+    earlier = {"liver": [0.5] * 5, "rib": [0.5] * 5, "aorta": [0.5] * 5}
+    now = {"liver": [0.51] * 5, "rib": [0.504] * 5, "aorta": [0.3, 0.4, 0.4, 0.4, 0.5]}
+    lines = compare(earlier, now).splitlines()
+    assert lines[0].endswith("better by > 0.005 on 1, worse by > 0.005 on 1 of 3")  # the rib's +0.004 is level
+    assert lines[1].split()[0] == "aorta" and lines[1].endswith("(-0.100)")
