@@ -59,5 +59,7 @@ def test_against_counts_structures_beyond_the_margin_and_lists_the_largest_loss_
     earlier = {"liver": [0.5] * 5, "rib": [0.5] * 5, "aorta": [0.5] * 5}
     now = {"liver": [0.51] * 5, "rib": [0.504] * 5, "aorta": [0.3, 0.4, 0.4, 0.4, 0.5]}
     lines = compare(earlier, now).splitlines()
-    assert lines[0].endswith("better by > 0.005 on 1, worse by > 0.005 on 1 of 3")  # the rib's +0.004 is level
+    assert "better by > 0.005 on 1, worse by > 0.005 on 1 of 3;" in lines[0]  # the rib's +0.004 is level
+    low, high = (float(v) for v in lines[0].split("structures ")[1].rstrip(")").split(" .. "))
+    assert "mean change -0.029" in lines[0] and -0.1 <= low < -0.029 < high <= 0.01  # resampled means lie between
     assert lines[1].split()[0] == "aorta" and lines[1].endswith("(-0.100)")
