@@ -11,6 +11,7 @@
 #      Scaling the v0.4 recipe (defaults reproduce v0.4): STEPS (600), SEEDS ("0 1 2": each seed trains
 #      the plain and the fine-copies fine-tune), DEVICE (train --device, default auto), TIME_MIN (train
 #      --time-budget-min per training, default none), S2VNET_PYTHON (default $S2VNET_VENV/bin/python),
+#      EXTRA (more train options for every parent, e.g. "--lesion-donor 0.5"; default none),
 #      DRY=1 (print the training commands, run nothing). scripts/device_train.sh runs it on a lent GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ recipe=(--data bundled --steps "${STEPS:-600}" --slices 4 --interactive-fraction
         --augment light --threads 1 --val-every 100000)
 [ -z "${DEVICE:-}" ] || recipe+=(--device "$DEVICE")
 [ -z "${TIME_MIN:-}" ] || recipe+=(--time-budget-min "$TIME_MIN")
+[ -z "${EXTRA:-}" ] || recipe+=($EXTRA)
 
 restore() {  # restore <commit> <file>: a bundled weights file from git history
   if [ ! -f "$2" ] && [ "${DRY:-0}" != 1 ]; then

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from napari_s2vnet.data.phantom import make_phantom
 from napari_s2vnet.evaluation.protocol import dsc_auc, noc, steps_without_drop, summarize
 from napari_s2vnet.inference.masks import grown, honour_clicks
-from napari_s2vnet.train.targets import KINDS, MIN_AREA, episode_targets, lesion_mask, paint_lesion
+from napari_s2vnet.train.targets import (KINDS, MIN_AREA, donor_tissue, episode_targets, lesion_mask, paint_lesion,
+                                        parse_mix)
 from napari_s2vnet.train.volumes import prepare
 
 
@@ -56,6 +58,52 @@ def test_lesion_changes_the_image_inside_its_mask():
     assert out.min() >= 0 and out.max() <= 1
     raw = paint_lesion(images[:, :1] * 1000, mask, host, np.random.default_rng(0), value_range=None)
     assert np.abs(raw - images[:, :1] * 1000)[:, 0][mask].mean() > 5  # raw intensities: not clipped to [0, 1]
+
+
+def _lung_and_tissue():
+    """A dark host (lung, 0.1) beside a bright tissue (0.6) and a tissue as dark as the host."""
+    rng = np.random.default_rng(5)
+    images = np.full((4, 2, 48, 48), 0.1, np.float32) + 0.01 * rng.standard_normal((4, 2, 48, 48)).astype(np.float32)
+    labels = np.zeros((4, 48, 48), np.int64)
+    labels[:, 4:44, 4:24] = 1  # host
+    labels[:, 4:44, 28:44] = 2  # bright donor
+    images[:, :, 4:44, 28:44] += 0.5
+    labels[:, 44:48, 4:44] = 3  # iso-intense with the host: no visible lesion can be made of it
+    return images, labels
+
+
+def test_donor_lesion_takes_the_tissue_of_another_class():
+    images, labels = _lung_and_tissue()
+    host = labels == 1
+    donor = donor_tissue(images, labels, 1, host, np.random.default_rng(0))
+    assert donor is not None and np.array_equal(donor, labels == 2)  # class 3 is as dark as the host
+    mask = lesion_mask(labels.shape, (0.0, 24.0, 14.0), 6.0, 1.0, np.random.default_rng(1)) & host
+    out = paint_lesion(images, mask, host, np.random.default_rng(2), donor=donor)
+    core = ndimage.binary_erosion(mask, structure=np.ones((1, 3, 3)), iterations=2)  # in-plane
+    assert core.any() and abs(float(np.median(out[:, 0][core])) - 0.6) < 0.05  # the donor's level, not the host's
+    far = ~ndimage.binary_dilation(mask.any(0), iterations=6)
+    assert np.array_equal(out[:, :, far], images[:, :, far])  # nothing changes away from the lesion
+    again = paint_lesion(images, mask, host, np.random.default_rng(2), donor=donor)
+    assert np.array_equal(out, again)
+    alone = np.where(labels == 2, 0, labels)  # only the iso-intense class is left
+    assert donor_tissue(images, alone, 1, host, np.random.default_rng(0)) is None
+
+
+def test_episode_lesions_use_donors_only_when_asked():
+    images, labels = _lung_and_tissue()
+    mix, checked = parse_mix("lesion:1"), 0
+    for seed in range(6):
+        plain = episode_targets(images, labels, np.random.default_rng(seed), max_targets=1, mix=mix)
+        donor = episode_targets(images, labels, np.random.default_rng(seed), max_targets=1, mix=mix, lesion_donor=1.0)
+        assert plain.kinds == donor.kinds == ["lesion"]
+        inside = (donor.targets == 1) & (labels == 1)
+        if inside.sum() < 20:
+            continue
+        # a lesion in the dark host: the donor's tissue (0.6) vs a relative contrast of at most 5 host spreads
+        assert np.median(donor.images[:, 0][inside]) > 0.3
+        assert np.median(plain.images[:, 0][inside]) < 0.3
+        checked += 1
+    assert checked >= 2  # lesions in the host were drawn (seeds 0, 1, 4)
 
 
 def test_honour_clicks_labels_positive_and_clears_negative():

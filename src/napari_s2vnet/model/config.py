@@ -155,3 +155,4 @@ class TrainConfig:
     init: str = ""  # weights file to start from (same architecture and classes); "" = random init
     augment: str = "full"  # train.augment.AUGMENT_LEVELS: "full" (nnU-Net-like) or "light" (v0.1's; ablations)
     contrast_randomise: float = 0.0  # probability of a random intensity curve per interactive episode (train.augment)
+    lesion_donor: float = 0.0  # share of synthetic lesions with another tissue's intensity (train.targets.donor_tissue)

@@ -94,6 +94,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contrast-randomise", type=float, default=TrainConfig.contrast_randomise, metavar="P",
                    help="probability that an interactive episode's intensities go through a random non-monotone "
                         "curve (single-source domain generalisation; docs/method.md); default 0")
+    p.add_argument("--lesion-donor", type=float, default=TrainConfig.lesion_donor, metavar="P",
+                   help="share of synthetic lesions that take the intensity of another labelled tissue of the "
+                        "episode (a solid tumour in the lung) instead of a contrast relative to their organ; default 0")
     p.add_argument("--centres-per-class", type=int, default=None,
                    help="cluster centres per class (default: the preset's, 1)")
     p.add_argument("--embed-stride", type=int, choices=[2, 4], default=None,
@@ -245,15 +248,16 @@ def _check_train_extra() -> None:
 
 def run(args: argparse.Namespace) -> Path:
     _check_train_extra()
-    if not 0.0 <= args.contrast_randomise <= 1.0:
-        raise InputError(f"--contrast-randomise is a probability in [0, 1], not {args.contrast_randomise}")
+    for flag in ("contrast_randomise", "lesion_donor"):
+        if not 0.0 <= getattr(args, flag) <= 1.0:
+            raise InputError(f"--{flag.replace('_', '-')} is a probability in [0, 1], not {getattr(args, flag)}")
     cfg = TrainConfig(
         steps=args.steps, batch_episodes=args.batch, episode_slices=args.slices, crop=args.crop, lr=args.lr,
         long_slices=args.long_slices, long_from=args.long_from,
         interactive_fraction=args.interactive_fraction, phantoms=args.phantoms, include_mr=not args.no_mr,
         val_every=args.val_every, seed=args.seed, threads=args.threads, time_budget_s=60.0 * args.time_budget_min,
         init=str(args.init), target_mix=args.target_mix, augment=args.augment,
-        contrast_randomise=args.contrast_randomise,
+        contrast_randomise=args.contrast_randomise, lesion_donor=args.lesion_donor,
     )
     try:
         options = ScaleOptions(args.ckpt_every, args.accumulate, args.amp, args.compile, args.workers)

@@ -153,12 +153,12 @@ def _correction(pred: np.ndarray, target: np.ndarray, n_groups: int) -> tuple[in
 
 def interactive_step(
     model: S2VNet, batch: EpisodeBatch, lut: torch.Tensor, rng: np.random.Generator, second_round_fraction: float,
-    max_corrections: int = 3, mix: tuple[float, ...] = KIND_WEIGHTS,
+    max_corrections: int = 3, mix: tuple[float, ...] = KIND_WEIGHTS, lesion_donor: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     b, t, _, s, _ = batch.images.shape
     device = batch.images.device
-    made = [episode_targets(batch.images[i].cpu().numpy(), batch.labels[i].cpu().numpy(), rng, mix=mix)
-            for i in range(b)]
+    made = [episode_targets(batch.images[i].cpu().numpy(), batch.labels[i].cpu().numpy(), rng, mix=mix,
+                            lesion_donor=lesion_donor) for i in range(b)]
     images = torch.from_numpy(np.stack([m.images for m in made])).to(device)
     targets_np = np.stack([m.targets for m in made])
     targets = torch.from_numpy(targets_np).to(device)

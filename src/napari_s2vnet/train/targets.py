@@ -13,7 +13,11 @@ model learns to follow the user's clicks on structures that no label map names:
   texture and a soft margin, following label-free tumour synthesis (Hu et al., "Label-free liver
   tumor segmentation", CVPR 2023: shape from thresholded smooth noise inside an ellipsoid, texture
   from smoothed Gaussian noise, edge blurring; their liver-specific HU ranges are replaced here by a
-  contrast relative to the host organ, so the same generator serves CT, MR and any organ).
+  contrast relative to the host organ, so the same generator serves CT, MR and any organ). With
+  ``lesion_donor`` > 0, that share of lesions instead takes the intensity of another tissue of the
+  episode (a *donor* class that differs visibly from the host): a solid tumour in the lung has the
+  density of soft tissue, whatever the lung's own spread, which a contrast relative to the host
+  cannot give.
 
 Every target must be visible on the episode's first slice (where the first click goes).
 Shapes: images ``(T, C, S, S)``, labels ``(T, S, S)``; a target map ``(T, S, S)`` holds 0 for the
@@ -59,12 +63,16 @@ def lesion_mask(shape: tuple[int, int, int], centre: tuple[float, float, float],
 
 
 def paint_lesion(images: np.ndarray, mask: np.ndarray, host: np.ndarray, rng: np.random.Generator,
-                 value_range: tuple[float, float] | None = (0.0, 1.0)) -> np.ndarray:
+                 value_range: tuple[float, float] | None = (0.0, 1.0), donor: np.ndarray | None = None) -> np.ndarray:
     """Images ``(T, C, S, S)`` with a lesion of contrast relative to ``host`` (a boolean region).
 
     Works on normalised network input (clipped to ``value_range``) and on raw intensities (HU or MR
     values, ``value_range=None``, one channel): the contrast is 1.5-5 standard deviations of the
-    host's intensities, darker in 65 % of the draws."""
+    host's intensities, darker in 65 % of the draws. With a ``donor`` region (``(T, S, S)`` boolean,
+    :func:`donor_tissue`) the lesion takes the donor's intensity instead: per channel its median, plus
+    a texture of 0.3-1 times its standard deviation, blended in through the soft margin."""
+    if donor is not None:
+        return _paint_donor(images, mask, donor, rng, value_range)
     out = images.copy()
     region = host if host.sum() > 20 else np.ones_like(host)
     ch0 = images[:, 0][region]
@@ -83,6 +91,33 @@ def paint_lesion(images: np.ndarray, mask: np.ndarray, host: np.ndarray, rng: np
     return out
 
 
+def _paint_donor(images: np.ndarray, mask: np.ndarray, donor: np.ndarray, rng: np.random.Generator,
+                 value_range: tuple[float, float] | None) -> np.ndarray:
+    out = images.copy()
+    noise = rng.uniform(0.3, 1.0) * smooth_noise(mask.shape, rng.uniform(0.6, 1.5), rng)
+    margin = ndimage.gaussian_filter(mask.astype(np.float32), (0.3, *(2 * [rng.uniform(0.5, 1.5)])))
+    for c in range(images.shape[1]):
+        vals = images[:, c][donor]
+        tissue = float(np.median(vals)) + float(vals.std()) * noise
+        changed = images[:, c] + margin * (tissue - images[:, c])
+        out[:, c] = changed if value_range is None else np.clip(changed, *value_range)
+    return out
+
+
+def donor_tissue(images: np.ndarray, labels: np.ndarray, host_id: int | None, host: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray | None:
+    """A labelled class of the episode (``(T, S, S)`` boolean) whose median intensity differs from the
+    host's by at least 1.5 host standard deviations (a lesion of its tissue is visible), drawn uniformly;
+    None when no class does."""
+    ch0 = images[:, 0]
+    region = host if host.sum() > 20 else np.ones_like(host)
+    level, spread = float(np.median(ch0[region])), max(float(ch0[region].std()), 0.02)
+    ids, counts = np.unique(labels[labels > 0], return_counts=True)
+    visible = [int(i) for i, n in zip(ids, counts) if i != host_id and n >= 4 * MIN_AREA
+               and abs(float(np.median(ch0[labels == i])) - level) >= 1.5 * spread]
+    return labels == int(rng.choice(visible)) if visible else None
+
+
 def _supervoxels(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     from skimage.segmentation import slic
 
@@ -99,8 +134,9 @@ def _pick_class(first: np.ndarray, rng: np.random.Generator, min_area: int) -> i
 
 
 def _target(kind: str, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-            cache: dict) -> tuple[np.ndarray, int, np.ndarray | None] | None:
-    """-> (mask (T,S,S), class id or 0, new images or None) for one target of ``kind``; None if impossible."""
+            cache: dict, lesion_donor: float = 0.0) -> tuple[np.ndarray, int, np.ndarray | None] | None:
+    """-> (mask (T,S,S), class id or 0, new images or None) for one target of ``kind``; None if impossible.
+    ``lesion_donor``: the share of lesions painted with another tissue's intensity (:func:`donor_tissue`)."""
     first = labels[0]
     if kind in ("class", "union", "part"):
         cid = _pick_class(first, rng, MIN_AREA)
@@ -148,7 +184,9 @@ def _target(kind: str, images: np.ndarray, labels: np.ndarray, rng: np.random.Ge
         mask &= ndimage.binary_dilation(host, iterations=1)  # most lesions stay inside their organ
     if mask[0].sum() < MIN_AREA:
         return None
-    return mask, 0, paint_lesion(images, mask, host, rng)
+    # the stream draws nothing more when lesion_donor is 0, so recipes without it replay exactly
+    donor = donor_tissue(images, labels, host_id, host, rng) if lesion_donor and rng.random() < lesion_donor else None
+    return mask, 0, paint_lesion(images, mask, host, rng, donor=donor)
 
 
 def parse_mix(text: str) -> tuple[float, ...]:
@@ -166,8 +204,10 @@ def parse_mix(text: str) -> tuple[float, ...]:
 
 
 def episode_targets(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                    max_targets: int = 3, mix: tuple[float, ...] = KIND_WEIGHTS) -> EpisodeTargets:
-    """Draw 1..``max_targets`` targets of kinds drawn with weights ``mix`` for one episode."""
+                    max_targets: int = 3, mix: tuple[float, ...] = KIND_WEIGHTS,
+                    lesion_donor: float = 0.0) -> EpisodeTargets:
+    """Draw 1..``max_targets`` targets of kinds drawn with weights ``mix`` for one episode (``lesion_donor``:
+    the share of lesions with another tissue's intensity, :func:`donor_tissue`)."""
     wanted = int(rng.integers(1, max_targets + 1))
     targets = np.zeros(labels.shape, np.int64)
     class_ids: list[int] = []
@@ -179,7 +219,7 @@ def episode_targets(images: np.ndarray, labels: np.ndarray, rng: np.random.Gener
     for kind in draws:
         if len(kinds) == wanted:
             break
-        made = _target(kind, images, labels, rng, cache)
+        made = _target(kind, images, labels, rng, cache, lesion_donor)
         if made is None:
             continue
         mask, cid, new_images = made

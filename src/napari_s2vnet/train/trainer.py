@@ -58,9 +58,11 @@ class _Step(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch, lut, rng, second_round_fraction: float, mix, interactive: bool) -> dict[str, torch.Tensor]:
+    def forward(self, batch, lut, rng, second_round_fraction: float, mix, interactive: bool,
+                lesion_donor: float = 0.0) -> dict[str, torch.Tensor]:
         if interactive:
-            return interactive_step(self.model, batch, lut, rng, second_round_fraction, mix=mix)
+            return interactive_step(self.model, batch, lut, rng, second_round_fraction, mix=mix,
+                                    lesion_donor=lesion_donor)
         return auto_step(self.model, batch, lut)
 
 
@@ -198,7 +200,8 @@ def train(
                 sync = step_fn.no_sync() if world > 1 and not last else contextlib.nullcontext()
                 with sync:  # DDP averages the gradients once, in the last micro-batch's backward
                     with amp:
-                        losses = step_fn(batch, lut, rng, cfg.second_round_fraction, mix, interactive)
+                        losses = step_fn(batch, lut, rng, cfg.second_round_fraction, mix, interactive,
+                                         cfg.lesion_donor)
                         loss = total(losses) / options.accumulate
                     scaler.scale(loss).backward()
                 loss_sum += float(loss.detach())
