@@ -233,14 +233,16 @@ def test_contrast_randomisation_changes_interactive_episodes_only():
     with pytest.raises(ValueError, match="probability"):
         EpisodeAugmenter(lut, contrast=1.5)
     assert main(["train", "--data", "bundled", "--out", "/nonexistent", "--contrast-randomise", "2"]) != 0
+    assert main(["train", "--data", "bundled", "--out", "/nonexistent", "--lesion-donor", "-1"]) != 0
 
 
 def test_train_ablation_flags_reach_the_configs(nnunet_dataset, tmp_path):
     out = tmp_path / "abl"
     rc = main(["train", "--data", str(nnunet_dataset), "--out", str(out), *FAST, "--click-centres", "pooled",
-               "--augment", "light", "--contrast-randomise", "0.5"])
+               "--augment", "light", "--contrast-randomise", "0.5", "--lesion-donor", "0.5"])
     assert rc == 0
     assert train_info(out / "weights.safetensors")["train"]["contrast_randomise"] == 0.5
+    assert train_info(out / "weights.safetensors")["train"]["lesion_donor"] == 0.5
     assert load_weights(out / "weights.safetensors").config.click_centres == "pooled"
     assert train_info(out / "weights.safetensors")["train"]["augment"] == "light"
 
