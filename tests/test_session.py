@@ -181,47 +181,6 @@ def test_connected_to_drops_distant_lookalikes():
     assert keep_clicked(mask, [(10, 10)]).sum() == 16  # no component holds the click: the nearest one
 
 
-def test_jumped_needs_twice_the_area_and_the_minimum_gain():
-    from napari_s2vnet.inference.masks import jumped
-
-    prev = np.zeros((40, 40), bool)
-    prev[10:20, 10:20] = True  # 100 px
-    grown_a_lot = np.zeros_like(prev)
-    grown_a_lot[5:30, 5:30] = True  # 625 px
-    assert jumped(grown_a_lot, prev, pixel_mm2=1.0)
-    assert not jumped(grown_a_lot, prev, pixel_mm2=0.25)  # 525 px are only 131 mm² at 0.5 mm
-    assert not jumped(prev, prev, pixel_mm2=1.0) and not jumped(grown_a_lot, np.zeros_like(prev), 1.0)
-
-
-def test_a_compact_class_stops_where_its_mask_jumps(predictor, monkeypatch):
-    """A class marked compact (a lesion) is not carried onto slices where its mask suddenly grows: after
-    two such slices it stops; an unmarked class follows the same masks through the volume."""
-    from napari_s2vnet.inference import passes
-
-    image = np.random.default_rng(0).normal(0, 30, (12, 64, 64)).astype(np.float32)
-    yy, xx = np.ogrid[:64, :64]
-    small = (yy - 32) ** 2 + (xx - 32) ** 2 <= 36  # 113 mm² at 1 mm
-    big = (yy - 32) ** 2 + (xx - 32) ** 2 <= 400  # 1257 mm²: the larger neighbour
-    decode = passes.PassRunner._decode
-
-    def run_on(self, view, chain, z, *args):  # the object spans slices 3-7, a neighbour the rest
-        scores, groups, obj = decode(self, view, chain, z, *args)
-        return scores, np.where(small if abs(z - 5) <= 2 else big, 1, 0).astype(groups.dtype), np.ones_like(obj)
-
-    monkeypatch.setattr(passes.PassRunner, "_decode", run_on)
-    extents = {}
-    for compact in (False, True):
-        s = predictor.session(image, (3.0, 1.0, 1.0), "CT")
-        s.zoom = False
-        s.compact = {7} if compact else set()
-        assert s.add_click(5, 32, 32, 7)[32, 32] == 7
-        for _ in s.propagate():
-            pass
-        extents[compact] = np.flatnonzero((s.labels() == 7).any((1, 2))).tolist()
-    assert extents[False] == list(range(12))
-    assert extents[True] == [3, 4, 5, 6, 7]
-
-
 def test_click_during_propagation_finishes_the_superseded_round(ct_session_factory, ct_crop):
     _, gt, _ = ct_crop
     s = ct_session_factory()

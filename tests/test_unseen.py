@@ -41,27 +41,6 @@ def test_evaluate_case_scores_every_kind(predictor):
     assert "synthetic_lesion_0" in text
 
 
-def test_compact_lesions_marks_only_the_lesions_of_each_session(predictor, monkeypatch):
-    from napari_s2vnet.benchmark import unseen
-
-    case = _phantom_case()
-    first = min(case["names"])
-    case["names"] = {**case["names"], first: "lump_tumor"}  # a real lesion among the organs
-    marked = []
-
-    def record(session, gt, labels, clicks, spacing):
-        marked.append(set(session.compact))
-        return []
-
-    monkeypatch.setattr(unseen, "run_clicks", record)
-    unseen.evaluate_case(predictor, case, set(), structures=30, lesions=1, clicks=1, seed=0, log=lambda *_: None,
-                         compact_lesions=True)
-    assert marked[0] == {first} and marked[1] and min(marked[1]) >= SYNTHETIC_BASE  # real lesion; synthetic ones
-    marked.clear()
-    unseen.evaluate_case(predictor, case, set(), structures=30, lesions=1, clicks=1, seed=0, log=lambda *_: None)
-    assert marked == [set(), set()]
-
-
 def test_load_case_from_any_image_label_pair(tmp_path):
     ph = make_phantom(2, shape=(8, 32, 32))
     affine = np.diag([2.0, 2.0, 3.0, 1.0])

@@ -146,10 +146,7 @@ def case_structures(case: dict[str, Any], structures: int) -> list[int]:
 
 
 def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: int, lesions: int, clicks: int,
-                  seed: int, zoom: bool = True, log=print, z_mm: float | None = None,
-                  compact_lesions: bool = False) -> dict[str, Any]:
-    """Automatic and interactive scores of one case. ``compact_lesions``: the sessions mark every real and
-    synthetic lesion as a compact object (``Session.compact``), as a user who says "this is a lesion" would."""
+                  seed: int, zoom: bool = True, log=print, z_mm: float | None = None) -> dict[str, Any]:
     names, gt = case["names"], case["labels"]
     out: dict[str, Any] = {"name": case["name"], "shape": list(gt.shape), "spacing": list(case["spacing"])}
     t0 = time.perf_counter()
@@ -166,8 +163,6 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
     rows: dict[str, dict[str, Any]] = {}
     session = predictor.session(case["image"], case["spacing"], case["modality"])
     session.zoom &= zoom
-    if compact_lesions:
-        session.compact = {i for i in real if any(w in names.get(i, "") for w in LESION_WORDS)}
     for curve in run_clicks(session, gt, real, clicks, case["spacing"]):
         name = names.get(curve.label, str(curve.label))
         kind = "real lesion" if any(w in name for w in LESION_WORDS) else ("seen" if name in seen else "never labelled")
@@ -177,8 +172,6 @@ def evaluate_case(predictor, case: dict[str, Any], seen: set[str], structures: i
         session = predictor.session(image, case["spacing"], case["modality"])
         session.zoom &= zoom
         ids = [int(i) for i in np.unique(lesion_map) if i]
-        if compact_lesions:
-            session.compact = set(ids)
         for curve in run_clicks(session, lesion_map, ids, clicks, case["spacing"]):
             rows[f"synthetic_lesion_{curve.label - SYNTHETIC_BASE}"] = {
                 "kind": "synthetic lesion", "dice": curve.dice, "voxels": int((lesion_map == curve.label).sum())}
@@ -311,8 +304,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--z-mm", type=float, default=None,
                    help="automatic mode decodes slices at most this far apart (default: the model's in-plane spacing; "
                         "0: every slice)")
-    p.add_argument("--compact-lesions", action="store_true",
-                   help="mark each real and synthetic lesion as a compact object in its session (Session.compact)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     if args.pool:
@@ -333,13 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.zoom_mm >= 0:
         predictor.model.config = dataclasses.replace(predictor.model.config, zoom_mm=args.zoom_mm)
     seen = training_names(args.train_data, set(args.exclude))
-    result = {"model": predictor.model_id, "zoom": not args.no_zoom, "z_mm": args.z_mm,
-              "compact_lesions": args.compact_lesions, "command": " ".join(["python -m napari_s2vnet.benchmark.unseen", *sys.argv[1:]]),
+    result = {"model": predictor.model_id, "zoom": not args.no_zoom, "z_mm": args.z_mm, "command": " ".join(["python -m napari_s2vnet.benchmark.unseen", *sys.argv[1:]]),
               "clicks": args.clicks, "cases": []}
     for name in args.case:
         result["cases"].append(evaluate_case(predictor, load_case(name, args.data), seen, args.structures,
-                                             args.lesions, args.clicks, args.seed, not args.no_zoom, z_mm=args.z_mm,
-                                             compact_lesions=args.compact_lesions))
+                                             args.lesions, args.clicks, args.seed, not args.no_zoom, z_mm=args.z_mm))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "unseen.json").write_text(json.dumps(result, indent=1, default=float))
     (args.out / "unseen.md").write_text(markdown(result))

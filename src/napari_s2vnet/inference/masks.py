@@ -22,15 +22,6 @@ def connected_to(mask: np.ndarray, previous: np.ndarray, reach: int = 2) -> np.n
     return np.isin(comps, keep[keep > 0])
 
 
-def jumped(mask: np.ndarray, previous: np.ndarray, pixel_mm2: float, factor: float = 2.0,
-           min_mm2: float = 200.0) -> bool:
-    """Whether ``mask`` has more than ``factor`` times the area of ``previous`` (the class's mask on the
-    slice before) and more than ``min_mm2`` more: a compact object does not do that from one slice to
-    the next, a propagation that has left it for a larger neighbour does."""
-    before, after = int(previous.sum()), int(mask.sum())
-    return before > 0 and after > factor * before and (after - before) * pixel_mm2 > min_mm2
-
-
 def keep_clicked(mask: np.ndarray, points: list[tuple[int, int]]) -> np.ndarray:
     """Connected components of ``mask`` holding one of ``points`` (the nearest one if none does)."""
     if not points or not mask.any():

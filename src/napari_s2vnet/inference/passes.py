@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_s2vnet.errors import InputError
-from napari_s2vnet.inference.masks import connected_to, grown, jumped, local_change
+from napari_s2vnet.inference.masks import connected_to, grown, local_change
 from napari_s2vnet.inference.prepared import FeatureCache, PreparedImage, slice_scores
 from napari_s2vnet.inference.state import Click, ClickRecord
 from napari_s2vnet.model.clicks import ClickBatch
@@ -191,9 +191,7 @@ class PassRunner:
 
         A class is painted where its objectness is at least 0.5 and its mask is not empty; once it
         has been seen, only the parts of its mask that touch its mask on the previous slice are
-        kept (:func:`connected_to`), so it cannot jump to a distant look-alike structure. A class in
-        ``compact`` (one the user marked as a lesion) is also missed where its mask more than doubles in
-        area from the slice before (:func:`jumped`): it has run into a larger neighbour. Once it
+        kept (:func:`connected_to`), so it cannot jump to a distant look-alike structure. Once it
         has been seen in this direction and then missed on ``STOP_AFTER`` consecutive slices, it
         stops and the rest of its region is cleared of it. A class absent on the last slice restarts
         from its click anchor (as in automatic mode), so a pass that starts beside an organ (a
@@ -212,7 +210,6 @@ class PassRunner:
         for g, label in enumerate(p.labels, start=1):
             chain.present[:, groups_of == g] = seen[label]
         growth = tuple(max(GROWTH_MM, self.spacing[0]) / s for s in self.spacing[1:])
-        pixel_mm2 = self.spacing[1] * self.spacing[2]
         z = p.start + step
         active = {label for label in p.labels if p.regions[label][0] <= z <= p.regions[label][1]}
         while active and 0 <= z < self.shape[0]:
@@ -231,8 +228,6 @@ class PassRunner:
                 if p.fine and previous[label].any():  # a small object grows by at most GROWTH_MM per slice
                     mask &= grown(previous[label], growth)
                 found = obj[(groups_of == g).cpu().numpy()].max() >= OBJECTNESS_STOP and mask.any()
-                if found and label in self.compact:
-                    found = not jumped(mask, previous[label], pixel_mm2)
                 if found:
                     previous[label] = mask
                 chain.present[:, groups_of == g] = bool(found)

@@ -102,9 +102,6 @@ class Session(PromptEdits, PassRunner):
         self.focus: int | None = None
         self.locked: set[int] = set()
         self.slice_only = False  # rounds of clicks decode their slices and do not propagate
-        # labels marked as compact objects (lesions): their propagation stops where the mask jumps to a
-        # larger neighbour (passes.PassRunner._direction, masks.jumped)
-        self.compact: set[int] = set()
         self._z_range: tuple[int, int] | None = None
         self._doubt = SliceDoubt(self.shape[0])  # review scores (inference/review.py)
         self._last_starts: list[int] = []  # clicked slices of the last round of clicks (rerun())
