@@ -64,3 +64,28 @@ def test_against_counts_structures_beyond_the_margin_and_lists_the_largest_loss_
     low, high = (float(v) for v in lines[0].split("structures ")[1].rstrip(")").split(" .. "))
     assert "mean change -0.029" in lines[0] and -0.1 <= low < -0.029 < high <= 0.01  # resampled means lie between
     assert lines[1].split()[0] == "aorta" and lines[1].endswith("(-0.100)")
+
+
+def test_first_click_diagnostic_takes_an_image_label_pair(tmp_path):
+    """``first_click_diagnostic.py`` scores ``NAME=IMAGE::LABELS::MODALITY`` cases (a test tumour), not only
+    fetched cases with a ``:subset``."""
+    import json
+    import subprocess
+
+    import nibabel as nib
+
+    from napari_s2vnet.data.phantom import make_phantom
+    from napari_s2vnet.model.weights import default_weights_path
+
+    ph = make_phantom(3, shape=(10, 48, 48))
+    affine = np.diag([*ph.spacing[::-1], 1.0])
+    nib.save(nib.Nifti1Image(ph.image.transpose(2, 1, 0), affine), tmp_path / "i.nii.gz")
+    nib.save(nib.Nifti1Image(ph.labels.transpose(2, 1, 0).astype(np.uint16), affine), tmp_path / "l.nii.gz")
+    out = tmp_path / "diag.json"
+    script = Path(__file__).parents[1] / "scripts" / "first_click_diagnostic.py"
+    spec = f"lump_tumor={tmp_path / 'i.nii.gz'}::{tmp_path / 'l.nii.gz'}::CT"
+    subprocess.run([sys.executable, str(script), str(default_weights_path()), str(tmp_path), str(out), spec],
+                   check=True, capture_output=True, timeout=300)
+    rows = json.loads(out.read_text())
+    assert rows and all(r["case"] == spec and r["structure"].startswith("lump_tumor_") for r in rows)
+    assert all(0 <= r["vol"] <= 1 and r["zext"] >= 1 for r in rows)
