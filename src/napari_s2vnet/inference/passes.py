@@ -157,21 +157,6 @@ class PassRunner:
             scores = full
         return scores, view.prepared.labels_on_input(scores), torch.sigmoid(out.objectness[0]).cpu().numpy()
 
-    def _trial_mask(self, z: int, label: int, point: tuple[int, int], negatives: list[tuple[int, int]]) -> np.ndarray:
-        """The mask ``(Y, X)`` one positive click at ``point`` and negative clicks at ``negatives`` would
-        give on slice ``z`` of the model's view: one decode, nothing recorded or written."""
-        view, model, dev = self._view(False), self.model, self.device
-        pos = view.click_feats(model, Click(z, *point, label), dev)
-        negs = [view.click_feats(model, Click(z, *p, label), dev) for p in negatives] or [torch.zeros_like(pos)]
-        one = torch.ones(1, 1, dtype=torch.bool, device=dev)
-        batch = ClickBatch(pos_feats=pos.view(1, 1, -1), pos_group=torch.zeros(1, 1, dtype=torch.long, device=dev),
-                           pos_round=torch.zeros(1, 1, dtype=torch.long, device=dev), pos_valid=one,
-                           neg_feats=torch.stack(negs).unsqueeze(0),
-                           neg_valid=torch.full((1, len(negs)), bool(negatives), device=dev), class_valid=one)
-        anchors = model.click_anchors(batch)
-        out = Chain(model, anchors).decode(view.features(z, (), None))
-        return view.prepared.labels_on_input(slice_scores(out, anchors.groups, anchors.valid, 2)) == 1
-
     def _paint(self, z: int, writes: dict[int, np.ndarray | None]) -> np.ndarray:
         """Rewrite classes on slice ``z``: ``label -> mask`` (None = remove the class there)."""
         new = self._labels[z].copy()

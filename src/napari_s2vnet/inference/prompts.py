@@ -11,9 +11,7 @@ centres, the rounds, undo and the propagation of :class:`Session` unchanged:
   whose click features are most like the other candidates on average (what fills the box) minus
   its best likeness to those sampled just outside the box (edges and corners, :func:`box_outside`),
   then the deepest candidate of the positive region that holds the best (:func:`deepest_candidate`);
-  the box centre is often not on the object (a crescent-shaped liver). That choice and five points
-  spread over the box (:func:`box_trial_points`) are each decoded on the box's slice, and the click
-  goes to the one whose mask best fills the box (:func:`box_fit`).
+  the box centre is often not on the object (a crescent-shaped liver).
   After the decode, the class is kept only inside the box on that slice (:func:`box_mask`).
 """
 
@@ -108,30 +106,6 @@ def deepest_candidate(candidates: list[tuple[int, int]], score: np.ndarray) -> t
     depth = ndimage.distance_transform_edt(np.pad(region == region[best], 1))[1:-1, 1:-1]
     i = max(zip(*np.nonzero(depth)), key=lambda ij: (depth[ij], grid[ij]))
     return ys[i[0]], xs[i[1]]
-
-
-def box_trial_points(b: Box, first: tuple[int, int]) -> list[tuple[int, int]]:
-    """The positive clicks a box tries (:meth:`Session._box_inside`): ``first`` (the feature-based
-    choice), the box centre, and the points at a quarter and three quarters of its height and width."""
-    b = b.ordered()
-    ys = [b.y0 + f * (b.y1 - b.y0) for f in (0.25, 0.5, 0.75)]
-    xs = [b.x0 + f * (b.x1 - b.x0) for f in (0.25, 0.5, 0.75)]
-    points = [first, (ys[1], xs[1]), (ys[0], xs[0]), (ys[0], xs[2]), (ys[2], xs[0]), (ys[2], xs[2])]
-    return list(dict.fromkeys((int(round(y)), int(round(x))) for y, x in points))
-
-
-def box_fit(mask: np.ndarray, b: Box) -> float:
-    """How well ``mask`` ``(Y, X)`` fills box ``b``: the intersection over union of the mask's bounding
-    box with the box (a tight box reaches the object's extent on its slice); 0 for an empty mask."""
-    b = b.ordered()
-    ys, xs = np.nonzero(mask)
-    if not len(ys):
-        return 0.0
-    y0, y1, x0, x1 = max(ys.min(), b.y0), min(ys.max(), b.y1), max(xs.min(), b.x0), min(xs.max(), b.x1)
-    inter = max(0, y1 - y0 + 1) * max(0, x1 - x0 + 1)
-    area = lambda a0, a1, c0, c1: (a1 - a0 + 1) * (c1 - c0 + 1)  # noqa: E731
-    union = area(ys.min(), ys.max(), xs.min(), xs.max()) + area(b.y0, b.y1, b.x0, b.x1) - inter
-    return float(inter / union)
 
 
 def box_outside(b: Box, shape: tuple[int, int, int]) -> list[tuple[int, int]]:

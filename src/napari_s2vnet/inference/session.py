@@ -56,8 +56,8 @@ from napari_s2vnet.inference.masks import honour_clicks, keep_clicked, local_cha
 from napari_s2vnet.inference.passes import (  # noqa: F401 (re-exported: the session's settings and rules)
     GROWTH_MM, OBJECTNESS_STOP, STOP_AFTER, WINDOW_PX, PassRunner, _effect, _Pass, _View)
 from napari_s2vnet.inference.prepared import FeatureCache, checked_image, prepare_image
-from napari_s2vnet.inference.prompts import (Box, Prompt, Scribble, as_clicks, box_candidates, box_clicks, box_fit,
-                                             box_mask, box_outside, box_trial_points, deepest_candidate,
+from napari_s2vnet.inference.prompts import (Box, Prompt, Scribble, as_clicks, box_candidates, box_mask, box_outside,
+                                             deepest_candidate,
                                              normalised)
 from napari_s2vnet.inference.review import SliceDoubt, doubt_by_label
 from napari_s2vnet.inference.state import Click, ClickRecord, Round, SessionState
@@ -286,9 +286,7 @@ class Session(PromptEdits, PassRunner):
 
     @torch.inference_mode()
     def _box_inside(self, b: Box) -> tuple[int, int]:
-        """Where a box's positive click goes: of the feature-based choice (deep in the candidates least like
-        the outside) and five points spread over the box, the one whose decoded mask, clipped to the box
-        and kept where it holds the point, best fills the box (``prompts.py``)."""
+        """Where a box's positive click goes: deep in the candidates least like the outside (``prompts.py``)."""
         b = self._check(Click(b.z, b.y0, b.x0, b.label)) and b.ordered()
         self._check(Click(b.z, b.y1, b.x1, b.label))
         view = self._view(False)
@@ -302,11 +300,7 @@ class Session(PromptEdits, PassRunner):
             return candidates[len(candidates) // 2]
         inner = feats(candidates)
         score = ((inner @ inner.T).mean(1) - (inner @ feats(outside).T).amax(1)).cpu().numpy()  # like the box, unlike outside
-        first = deepest_candidate(candidates, score)
-        inside, negatives = box_mask(b, self.shape[1:]), [(c.y, c.x) for c in box_clicks(b, self.shape)[1:]]
-        fits = {pt: box_fit(keep_clicked(self._trial_mask(b.z, b.label, pt, negatives) & inside, [pt]), b)
-                for pt in box_trial_points(b, first)}
-        return max(fits, key=lambda pt: (fits[pt], pt == first))
+        return deepest_candidate(candidates, score)
 
     def _check(self, c: Click) -> Click:
         z, y, x = (int(round(v)) for v in (c.z, c.y, c.x))
