@@ -159,19 +159,3 @@ def test_a_box_clicks_the_deepest_point_of_what_fills_it():
     assert deepest_candidate(candidates, score) == (ys[3], xs[3])
     score = np.array([-1.0 if (y, x) != (ys[0], xs[6]) else -0.1 for y, x in candidates])
     assert deepest_candidate(candidates, score) == (ys[0], xs[6])
-
-
-def test_box_fit_prefers_the_mask_that_reaches_the_box_edges():
-    from napari_s2vnet.inference.prompts import Box, box_fit, box_trial_points
-
-    b = Box(0, 10, 10, 29, 39, 1)
-    crescent = np.zeros((50, 50), bool)
-    crescent[10:30, 10:14] = True
-    crescent[10:14, 10:40] = True  # thin, but spans the whole box
-    blob = np.zeros((50, 50), bool)
-    blob[18:24, 20:30] = True  # solid, in the middle only
-    assert box_fit(crescent, b) == 1.0 and box_fit(blob, b) < 0.2
-    assert box_fit(np.zeros((50, 50), bool), b) == 0.0
-    points = box_trial_points(b, (12, 12))
-    assert points[0] == (12, 12) and len(points) == 6 and (20, 24) in points  # the first choice, the centre
-    assert all(10 <= y <= 29 and 10 <= x <= 39 for y, x in points)
