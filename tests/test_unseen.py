@@ -83,3 +83,38 @@ def test_pool_gives_the_goal_figures_of_several_runs_cut_at_five_clicks(tmp_path
     # every case counts once: the mean of the two cases, not of the three structures
     assert np.isclose(per_case["mean_of_cases"]["mean_clicks"], (0.47 + 0.26) / 2)
     assert "**mean of the 2 cases**" in (tmp_path / "pooled" / "goals.md").read_text()
+
+
+def test_rule_figures_reads_every_scored_part_and_marks_the_missing(tmp_path):
+    """``scripts/rule_figures.py``: one row of the figures the weights rules decide on, from a
+    ``score_weights.sh`` folder; a part not scored (here the tumours) shows "–"."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    from rule_figures import COLUMNS, figures
+
+    out = tmp_path / "W"
+    (out / "bundled").mkdir(parents=True)
+    (out / "pooled_selection").mkdir()
+    write = lambda path, data: path.write_text(json.dumps(data))  # noqa: E731
+    write(out / "bundled" / "unseen.json", {"cases": [
+        {"name": "bundled:ct", "automatic_organs_mean": 0.8, "interactive_all": {"dice_1": 0.5, "dice_5": 0.7}},
+        {"name": "bundled:mr", "automatic_organs_mean": 0.6, "interactive_all": {"dice_1": 0.7, "dice_5": 0.9}}]})
+    write(out / "untouched.json", {"a": [0.2, 0.4, 0.3, 0.5, 0.6], "b": [0.1, 0.1, 0.1, 0.1, 0.1]})
+    write(out / "goals.json", {"organs_interactive": {"dice_1": 0.4, "dice_5": 0.5},
+                               "lesions_interactive": {"dice_5": 0.35}, "automatic_organs_mean": 0.2,
+                               "all_interactive": {"no_drop_fraction": 0.95}})
+    write(out / "pooled_selection" / "goals.json", {"per_case": {"cases": [{"mean_clicks": 0.2}, {"mean_clicks": 0.4}]}})
+    write(out / "box.json", {"ct": {"kind": "bundled", "structures": {"1": {"box": 0.6, "dice": [0.6, 0.7, 0.7, 0.8, 0.8]}}},
+                             "x": {"kind": "unseen", "structures": {"1": {"box": 0.2, "dice": [0.2, 0.3, 0.3, 0.4, 0.4]},
+                                                                    "2": {"box": 0.4, "dice": [0.4, 0.5, 0.5, 0.6, 0.6]}}}})
+    row = figures(out)
+    assert list(row) == list(COLUMNS) and row["weights"] == "W"
+    assert row["bundled @1 / @5"] == "0.600 / 0.800" and row["automatic CT / MR"] == "0.800 / 0.600"
+    assert row["untouched 1-5 / @1 / @5"] == "0.250 / 0.150 / 0.350"
+    assert row["no-drop untouched"] == "0.875"  # 0.4 -> 0.3 is the one drop in 8 steps
+    assert row["organs @1 / @5"] == "0.400 / 0.500" and row["lesions @5"] == "0.350"
+    assert row["selection"] == "0.300" and row["box / box + 5 never seen"] == "0.300 / 0.500"
+    assert row["tumours @1 / @5"] == "–" and row["pycerr @1 / @5 / @20"] == "–"
