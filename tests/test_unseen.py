@@ -100,13 +100,14 @@ def test_rule_figures_reads_every_scored_part_and_marks_the_missing(tmp_path):
     (out / "pooled_selection").mkdir()
     write = lambda path, data: path.write_text(json.dumps(data))  # noqa: E731
     write(out / "bundled" / "unseen.json", {"cases": [
-        {"name": "bundled:ct", "automatic_organs_mean": 0.8, "interactive_all": {"dice_1": 0.5, "dice_5": 0.7}},
-        {"name": "bundled:mr", "automatic_organs_mean": 0.6, "interactive_all": {"dice_1": 0.7, "dice_5": 0.9}}]})
+        {"name": "bundled:ct", "automatic_organs_mean": 0.8, "interactive": {"liver": {"dice": [0.5, 0.6, 0.6, 0.7, 0.7]}}},
+        {"name": "bundled:mr", "automatic_organs_mean": 0.6, "interactive": {"liver": {"dice": [0.7, 0.8, 0.8, 0.9, 0.9]}}}]})
     write(out / "untouched.json", {"a": [0.2, 0.4, 0.3, 0.5, 0.6], "b": [0.1, 0.1, 0.1, 0.1, 0.1]})
     write(out / "goals.json", {"organs_interactive": {"dice_1": 0.4, "dice_5": 0.5},
                                "lesions_interactive": {"dice_5": 0.35}, "automatic_organs_mean": 0.2,
                                "all_interactive": {"no_drop_fraction": 0.95}})
-    write(out / "pooled_selection" / "goals.json", {"per_case": {"cases": [{"mean_clicks": 0.2}, {"mean_clicks": 0.4}]}})
+    write(out / "pooled_selection" / "goals.json", {"per_case": {"cases": [{"mean_clicks": 0.2}, {"mean_clicks": 0.4}],
+                                                                     "mean_of_cases": {"mean_clicks": 0.3}}})
     write(out / "box.json", {"ct": {"kind": "bundled", "structures": {"1": {"box": 0.6, "dice": [0.6, 0.7, 0.7, 0.8, 0.8]}}},
                              "x": {"kind": "unseen", "structures": {"1": {"box": 0.2, "dice": [0.2, 0.3, 0.3, 0.4, 0.4]},
                                                                     "2": {"box": 0.4, "dice": [0.4, 0.5, 0.5, 0.6, 0.6]}}}})

@@ -62,6 +62,20 @@ def lesion_mask(shape: tuple[int, int, int], centre: tuple[float, float, float],
     return np.sqrt(dist) + rough * 0.3 < 1.0
 
 
+def _host_region(host: np.ndarray) -> np.ndarray:
+    """Where a lesion's host intensities are read: the host, or the whole episode under 21 voxels."""
+    return host if host.sum() > 20 else np.ones_like(host)
+
+
+def _spread(values: np.ndarray) -> float:
+    return max(float(values.std()), 0.02)
+
+
+def _soft_margin(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The lesion's blending weight: ``mask`` blurred by 0.5-1.5 px in-plane (0.3 slices along z)."""
+    return ndimage.gaussian_filter(mask.astype(np.float32), (0.3, *(2 * [rng.uniform(0.5, 1.5)])))
+
+
 def paint_lesion(images: np.ndarray, mask: np.ndarray, host: np.ndarray, rng: np.random.Generator,
                  value_range: tuple[float, float] | None = (0.0, 1.0), donor: np.ndarray | None = None) -> np.ndarray:
     """Images ``(T, C, S, S)`` with a lesion of contrast relative to ``host`` (a boolean region).
@@ -74,13 +88,13 @@ def paint_lesion(images: np.ndarray, mask: np.ndarray, host: np.ndarray, rng: np
     if donor is not None:
         return _paint_donor(images, mask, donor, rng, value_range)
     out = images.copy()
-    region = host if host.sum() > 20 else np.ones_like(host)
+    region = _host_region(host)
     ch0 = images[:, 0][region]
-    spread = max(float(ch0.std()), 0.02)
+    spread = _spread(ch0)
     sign = -1.0 if rng.random() < 0.65 else 1.0  # most lesions are hypo-intense on contrast CT
     delta = sign * rng.uniform(1.5, 5.0) * spread
     texture = rng.uniform(0.2, 0.8) * spread * smooth_noise(mask.shape, rng.uniform(0.6, 1.5), rng)
-    margin = ndimage.gaussian_filter(mask.astype(np.float32), (0.3, *(2 * [rng.uniform(0.5, 1.5)])))
+    margin = _soft_margin(mask, rng)
     change0 = margin * delta + mask * texture
     for c in range(images.shape[1]):
         vals = images[:, c][region]
@@ -95,7 +109,7 @@ def _paint_donor(images: np.ndarray, mask: np.ndarray, donor: np.ndarray, rng: n
                  value_range: tuple[float, float] | None) -> np.ndarray:
     out = images.copy()
     noise = rng.uniform(0.3, 1.0) * smooth_noise(mask.shape, rng.uniform(0.6, 1.5), rng)
-    margin = ndimage.gaussian_filter(mask.astype(np.float32), (0.3, *(2 * [rng.uniform(0.5, 1.5)])))
+    margin = _soft_margin(mask, rng)
     for c in range(images.shape[1]):
         vals = images[:, c][donor]
         tissue = float(np.median(vals)) + float(vals.std()) * noise
@@ -110,8 +124,8 @@ def donor_tissue(images: np.ndarray, labels: np.ndarray, host_id: int | None, ho
     host's by at least 1.5 host standard deviations (a lesion of its tissue is visible), drawn uniformly;
     None when no class does."""
     ch0 = images[:, 0]
-    region = host if host.sum() > 20 else np.ones_like(host)
-    level, spread = float(np.median(ch0[region])), max(float(ch0[region].std()), 0.02)
+    hosted = ch0[_host_region(host)]
+    level, spread = float(np.median(hosted)), _spread(hosted)
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
     visible = [int(i) for i, n in zip(ids, counts) if i != host_id and n >= 4 * MIN_AREA
                and abs(float(np.median(ch0[labels == i])) - level) >= 1.5 * spread]
